@@ -1,0 +1,254 @@
+"""The optimizers for NumPy arrays, with torch.optim's names, signatures and defaults.
+
+Each class only states its constructor; the math lives in ``rules`` (one definition per
+algorithm) and the machinery in ``optimizer``. The algorithm's update, references and the
+differences between torch.optim, optax and Keras are appended to each class's docstring from
+its rule, so ``help(descentlab.optim.Adam)`` shows them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+from . import rules
+from .optimizer import Optimizer
+
+Betas = tuple[float, float]
+
+
+def _documented(cls: type[Optimizer]) -> type[Optimizer]:
+    own = inspect.cleandoc(cls.__doc__ or "")
+    cls.__doc__ = f"{own}\n\n{inspect.cleandoc(cls.rule.update.__doc__ or '')}"
+    return cls
+
+
+@_documented
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    Plain gradient descent is this optimizer stepped with full-batch gradients.
+
+    Example:
+        >>> import numpy as np
+        >>> from descentlab.optim import SGD
+        >>> w = np.array([1.0, -2.0])
+        >>> opt = SGD([w], lr=0.1, momentum=0.9)
+        >>> opt.step([2 * w])          # gradient of |w|²
+        >>> w
+        array([ 0.8, -1.6])
+    """
+
+    rule = rules.SGD
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+
+@_documented
+class Adagrad(Optimizer):
+    """AdaGrad: per-coordinate learning rates from the sum of squared gradients."""
+
+    rule = rules.ADAGRAD
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps, maximize=maximize))
+
+
+@_documented
+class RMSprop(Optimizer):
+    """RMSprop: steps scaled by a running root-mean-square of the gradients."""
+
+    rule = rules.RMSPROP
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+
+@_documented
+class Adadelta(Optimizer):
+    """Adadelta: unit-consistent steps from running averages of gradients and updates."""
+
+    rule = rules.ADADELTA
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+
+@_documented
+class Adam(Optimizer):
+    """Adam, with the AMSGrad and decoupled-weight-decay (AdamW) options."""
+
+    rule = rules.ADAM
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay))
+
+
+@_documented
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay (``decoupled_weight_decay=True``, λ = 1e-2)."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+
+
+@_documented
+class Adamax(Optimizer):
+    """Adamax: Adam with an infinity-norm second moment."""
+
+    rule = rules.ADAMAX
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 2e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+
+@_documented
+class NAdam(Optimizer):
+    """NAdam: Adam with Nesterov momentum."""
+
+    rule = rules.NADAM
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 2e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+
+@_documented
+class RAdam(Optimizer):
+    """RAdam: rectified Adam."""
+
+    rule = rules.RADAM
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+
+@_documented
+class Lion(Optimizer):
+    """Lion (EvoLved Sign Momentum). Not in torch.optim; defaults are the authors'."""
+
+    rule = rules.LION
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-4,
+        betas: Betas = (0.9, 0.99),
+        weight_decay: float = 0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.__name__: cls
+    for cls in (SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam, RAdam, Lion)
+}

@@ -1,0 +1,269 @@
+"""The NumPy face of the optimizers: parameter groups, state, ``step(grads)``, state dicts.
+
+An :class:`Optimizer` owns no math: its class names a :class:`~descentlab.optim.rules.Rule`,
+and ``step`` hands each parameter, its gradient, its state arrays and the rule's per-step
+coefficients to an executor. The semantics around the math (parameter groups, per-parameter
+step counts, ``None`` gradients, lazily created state) are torch.optim's.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .executors import arraywise
+from .rules import Rule
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Optimizer:
+    """Base class: subclasses set ``rule`` and pass their hyperparameters as ``defaults``.
+
+    Args:
+        params: a sequence of NumPy arrays (float32 or float64, any shape), or a sequence of
+            dicts ``{"params": [...], **hyperparameters}`` (parameter groups, as in
+            torch.optim); a group's missing hyperparameters come from ``defaults``.
+        defaults: the hyperparameters of the algorithm.
+
+    The arrays passed in *are* the parameters: ``step`` updates them in place.
+
+    Attributes:
+        param_groups: list of dicts, one per group: ``"params"`` and the hyperparameters. They
+            may be changed between steps (that is how schedules work); they are checked again at
+            the next step.
+        state: per-parameter state, keyed by the parameter's position in group order (the same
+            keys ``state_dict`` uses): ``"step"`` and the rule's state arrays.
+    """
+
+    rule: ClassVar[Rule]
+
+    def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.rule.check(self.defaults)
+        groups = _as_groups(params)
+        prepared = [self._prepare_group(group) for group in groups]
+        _refuse_shared_params(prepared)
+        self.param_groups: list[dict[str, Any]] = prepared
+        self.state: dict[int, dict[str, Any]] = {}
+        first = 0
+        for group in prepared:
+            self._create_eager_state(group, first)
+            first += len(group["params"])
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _prepare_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        """A complete, checked copy of a group dict (the caller's dict is left alone)."""
+        if "params" not in group:
+            raise ValueError("a parameter group must have a 'params' key")
+        params = group["params"]
+        if isinstance(params, np.ndarray):
+            params = [params]
+        params = list(params)
+        for index, p in enumerate(params):
+            _check_param(p, f"parameter {index} of the group")
+        full = {**self.defaults, **group, "params": params}
+        self.rule.check(full)
+        return full
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a parameter group (e.g. layers unfrozen during fine-tuning), as torch does."""
+        group = self._prepare_group(param_group)
+        _refuse_shared_params([*self.param_groups, group])
+        self.param_groups.append(group)
+        self._create_eager_state(group, len(self._params()) - len(group["params"]))
+
+    def _create_eager_state(self, group: dict[str, Any], first: int) -> None:
+        """State for every parameter of ``group`` (whose first one has position ``first``)."""
+        if not self.rule.eager:
+            return
+        for offset, p in enumerate(group["params"]):
+            state = self.state[first + offset] = dict(self.rule.scalars)
+            self._create_arrays(state, p, group)
+
+    # -- stepping ----------------------------------------------------------------------------
+
+    def _params(self) -> list[np.ndarray]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def step(self, grads: Sequence[np.ndarray | None]) -> None:
+        """Update every parameter in place from its gradient.
+
+        Args:
+            grads: one entry per parameter, in group order (the order of ``param_groups``
+                and, within a group, of its ``"params"``). ``None`` leaves that parameter and
+                its state untouched, as torch does for a parameter whose ``.grad`` is None.
+
+        Everything is checked before anything changes: on a ValueError the parameters and
+        the state are as they were.
+        """
+        params = self._params()
+        # a NumPy scalar (what np.sum returns) is accepted as the gradient of a 0-d parameter
+        grads = [np.asarray(g) if isinstance(g, np.generic) else g for g in grads]
+        if len(grads) != len(params):
+            raise ValueError(
+                f"step() got {len(grads)} gradients for {len(params)} parameters; pass one per "
+                "parameter in group order (None for a parameter without gradient)"
+            )
+        for group in self.param_groups:
+            self.rule.check(group)
+        for index, (p, g) in enumerate(zip(params, grads, strict=True)):
+            if g is not None:
+                _check_grad(p, g, index)
+
+        rule = self.rule
+        index = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = grads[index]
+                if g is not None:
+                    state = self.state.get(index)
+                    if state is None:
+                        state = dict(rule.scalars)
+                    h = rule.coefficients(group, state)
+                    self._create_arrays(state, p, group)
+                    arrays = [state.get(name) for name in rule.arrays]
+                    arraywise(rule, p, g, arrays, h)
+                    if state:  # plain SGD keeps no state at all, as in torch
+                        self.state[index] = state
+                index += 1
+
+    def _create_arrays(self, state: dict[str, Any], p: np.ndarray, group: Mapping) -> None:
+        fill = self.rule.fill(group) if self.rule.fill is not None else {}
+        for name in self.rule.active_arrays(group):
+            if name not in state:
+                state[name] = np.full_like(p, fill.get(name, 0.0), order="C")
+
+    # -- state dicts -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of the optimizer's state as plain dicts, arrays and numbers.
+
+        ``{"state": {position: {"step": int, name: array, ...}}, "param_groups": [...]}``, the
+        layout of torch.optim's state dict, with each group's ``"params"`` given as positions.
+        """
+        groups = []
+        position = 0
+        for group in self.param_groups:
+            count = len(group["params"])
+            groups.append(
+                {**copy.deepcopy({k: v for k, v in group.items() if k != "params"}),
+                 "params": list(range(position, position + count))}
+            )
+            position += count
+        state = {
+            index: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for index, s in self.state.items()
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a state made by :meth:`state_dict` (of an optimizer over the same shapes).
+
+        Shapes, dtypes, group sizes and hyperparameters are all checked first; on any
+        mismatch a ValueError names it and this optimizer is left unchanged.
+        """
+        try:
+            saved_groups = list(state_dict["param_groups"])
+            saved_state = dict(state_dict["state"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError("a state dict needs 'state' and 'param_groups' entries") from exc
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"the state dict has {len(saved_groups)} parameter groups, this optimizer "
+                f"has {len(self.param_groups)}"
+            )
+        new_groups = []
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"parameter group {i} has {len(saved['params'])} parameters in the state "
+                    f"dict and {len(group['params'])} here"
+                )
+            merged = {**group, **{k: v for k, v in saved.items() if k != "params"}}
+            self.rule.check(merged)
+            new_groups.append(merged)
+
+        params = self._params()
+        known = set(self.rule.arrays) | set(self.rule.scalars)
+        new_state: dict[int, dict[str, Any]] = {}
+        for key, entry in saved_state.items():
+            index = int(key)
+            if not 0 <= index < len(params):
+                raise ValueError(f"the state dict has state for parameter {key}, which does "
+                                 f"not exist (there are {len(params)})")
+            p = params[index]
+            restored: dict[str, Any] = {}
+            for name, value in entry.items():
+                if name not in known:
+                    raise ValueError(f"unknown state entry {name!r} for parameter {index} "
+                                     f"({self.rule.name} keeps {sorted(known)})")
+                if name in self.rule.scalars:
+                    restored[name] = type(self.rule.scalars[name])(value)
+                    continue
+                value = np.asarray(value)
+                if value.shape != p.shape or value.dtype != p.dtype:
+                    raise ValueError(
+                        f"state {name!r} of parameter {index} has shape {value.shape} and dtype "
+                        f"{value.dtype}; the parameter has shape {p.shape} and dtype {p.dtype}"
+                    )
+                restored[name] = np.array(value, order="C", copy=True)
+            new_state[index] = restored
+
+        self.param_groups = new_groups
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _as_groups(params: Iterable[Any]) -> list[Mapping[str, Any]]:
+    if isinstance(params, (np.ndarray, Mapping)) or not isinstance(params, Iterable):
+        raise TypeError(
+            "params should be a sequence of NumPy arrays or of parameter-group dicts, but got "
+            f"{type(params).__name__}"
+        )
+    items = list(params)
+    if not items:
+        raise ValueError("optimizer got an empty parameter list")
+    if all(isinstance(item, Mapping) for item in items):
+        return items
+    if any(isinstance(item, Mapping) for item in items):
+        raise TypeError("params mixes arrays and parameter-group dicts; use one or the other")
+    return [{"params": items}]
+
+
+def _check_param(p: Any, where: str) -> None:
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"{where} is a {type(p).__name__}, not a NumPy array")
+    if p.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{where} has dtype {p.dtype}; supported: float32, float64")
+    if not p.flags.writeable:
+        raise ValueError(f"{where} is read-only; the optimizer updates parameters in place")
+
+
+def _refuse_shared_params(groups: Sequence[Mapping[str, Any]]) -> None:
+    seen: set[int] = set()
+    for group in groups:
+        for p in group["params"]:
+            if id(p) in seen:
+                raise ValueError("some parameters appear in more than one parameter group")
+            seen.add(id(p))
+
+
+def _check_grad(p: np.ndarray, g: Any, index: int) -> None:
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"gradient {index} is a {type(g).__name__}, not a NumPy array")
+    if g.shape != p.shape:
+        raise ValueError(f"gradient {index} has shape {g.shape}; its parameter has {p.shape}")
+    if g.dtype != p.dtype:
+        raise ValueError(f"gradient {index} has dtype {g.dtype}; its parameter has {p.dtype}")

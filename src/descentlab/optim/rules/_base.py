@@ -1,0 +1,130 @@
+"""What a rule is, and the few pieces of math several rules share.
+
+A *rule* is one algorithm's per-element math, written once. Every executor runs the same
+function: the array-wise executor calls it on whole NumPy arrays (NumPy broadcasting does the
+rest); a fused executor calls it on scalars inside one compiled loop; the PyTorch face calls it
+on tensors. That is why an update function
+
+- is pure: it takes ``(p, g, *state_arrays, h)`` and returns ``(p, *state_arrays)``, new values
+  only, never writing into its arguments (the executor decides where results go);
+- uses only arithmetic, comparisons on the scalar record ``h`` and ``np.sqrt``, ``np.maximum``,
+  ``np.abs``, ``np.sign``, which NumPy applies to arrays and Numba compiles for scalars;
+- receives an optional state array as ``None`` when the group's options do not use it, and
+  returns it unchanged.
+
+``h`` is a small NamedTuple of per-step scalars made by the rule's ``coefficients`` function:
+everything that depends only on hyperparameters and the step count is computed there once per
+parameter and step, in Python floats, exactly as torch.optim computes it, so that the element
+loop does as little as possible and rounds as torch does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+Group = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One algorithm: its element-wise math and everything needed to drive it.
+
+    Attributes:
+        name: the algorithm's name (the torch.optim class name).
+        update: the element-wise math, ``update(p, g, *arrays, h) -> (p, *arrays)``.
+        arrays: names of the per-parameter state arrays, in ``update``'s argument order; the
+            names are torch.optim's state keys.
+        coefficients: ``coefficients(group, state) -> h``; advances the parameter's scalar state
+            (``state["step"]`` and the like) and returns this step's scalars.
+        check: ``check(group)`` raises ValueError, with torch.optim's wording, for an invalid
+            hyperparameter.
+        scalars: the scalar state a parameter starts with.
+        active: ``active(group) -> names`` of the arrays this group's options use; None: all.
+        fill: ``fill(group) -> {name: value}`` for arrays that do not start at zero.
+        eager: create every parameter's state when the optimizer is built (torch's Adagrad
+            does), instead of at the parameter's first gradient.
+    """
+
+    name: str
+    update: Callable[..., tuple]
+    arrays: tuple[str, ...]
+    coefficients: Callable[[Group, dict], NamedTuple]
+    check: Callable[[Group], None]
+    scalars: Mapping[str, float] = field(default_factory=lambda: {"step": 0})
+    active: Callable[[Group], Collection[str]] | None = None
+    fill: Callable[[Group], Mapping[str, float]] | None = None
+    eager: bool = False
+
+    def active_arrays(self, group: Group) -> Collection[str]:
+        return self.arrays if self.active is None else self.active(group)
+
+
+def lerp(a, b, w: float):
+    """``a + w (b - a)``, rounded as ``torch.lerp`` rounds it.
+
+    torch switches formula at w = 0.5 so that w = 1 returns ``b`` exactly; following it keeps
+    moment estimates equal to torch's to the last bit in most elements.
+    """
+    if w < 0.5:
+        return a + w * (b - a)
+    return b - (b - a) * (1.0 - w)
+
+
+def l2_gradient(p, g, maximize: bool, weight_decay: float):
+    """The gradient the moments see: negated for ``maximize``, plus the L2 term ``λθ``.
+
+    torch.optim negates first and then adds ``weight_decay * param``; the order matters for
+    ``maximize=True`` with weight decay (the decay still pulls towards zero).
+    """
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    return g
+
+
+# --- hyperparameter checks, worded as torch.optim words them --------------------------------
+
+
+def check_lr(group: Group) -> None:
+    _at_least_zero(group["lr"], "Invalid learning rate: {}")
+
+
+def check_eps(group: Group) -> None:
+    _at_least_zero(group["eps"], "Invalid epsilon value: {}")
+
+
+def check_weight_decay(group: Group) -> None:
+    _at_least_zero(group["weight_decay"], "Invalid weight_decay value: {}")
+
+
+def check_betas(group: Group) -> None:
+    betas = group["betas"]
+    try:
+        ok = len(betas) == 2
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"Invalid betas: {betas!r} (expected a pair of floats)")
+    for i, beta in enumerate(betas):
+        if not _is_real(beta) or not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) or _is_numpy_real(x)
+
+
+def _is_numpy_real(x: Any) -> bool:
+    import numpy as np
+
+    return isinstance(x, (np.integer, np.floating))
+
+
+def _at_least_zero(value: Any, message: str) -> None:
+    # `not 0 <= x` (torch's test) also refuses NaN; we refuse infinity and non-numbers too,
+    # because either would silently turn every parameter into NaN at the first step.
+    if not _is_real(value) or not 0.0 <= value < float("inf"):
+        raise ValueError(message.format(value))

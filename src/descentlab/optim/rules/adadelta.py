@@ -1,0 +1,84 @@
+"""Adadelta: steps whose units match the parameters', from two running averages."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._base import Group, Rule, _is_real, check_eps, check_lr, check_weight_decay, l2_gradient
+
+
+class AdadeltaCoefficients(NamedTuple):
+    neg_lr: float
+    rho: float
+    one_minus_rho: float
+    eps: float
+    maximize: bool
+    weight_decay: float
+
+
+def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
+    r"""Adadelta: ``θ ← θ − lr · Δ``, ``Δ = √(u + ε) / √(v + ε) · g``.
+
+    Update (torch.optim.Adadelta):
+
+        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        v ← ρ v + (1 − ρ) g²                          (running average of squared gradients)
+        Δ = √(u + ε) / √(v + ε) · g
+        u ← ρ u + (1 − ρ) Δ²                          (running average of squared *updates*)
+        θ ← θ − lr · Δ
+
+    Defaults: lr = 1.0, ρ = 0.9, ε = 1e-6, λ = 0.
+
+    Reference:
+        Zeiler (2012), "ADADELTA: An Adaptive Learning Rate Method",
+        https://arxiv.org/abs/1212.5701 (Algorithm 1: no learning rate, ρ = 0.95, ε = 1e-6).
+
+    Where libraries differ:
+        - torch adds an lr (default 1.0, which is the paper's rule) and uses ρ = 0.9.
+        - Keras 3 ``Adadelta``: lr = 1e-3, ρ = 0.95, ε = 1e-7: with lr = 1e-3 it moves a
+          thousand times slower than the paper's method.
+        - optax ``adadelta``: lr has no default, ρ = 0.9, ε = 1e-6.
+        All of them accumulate the *unscaled* Δ in u, so lr changes the step but not the
+        accumulator.
+        It is not Adam: there is no first moment and no bias correction (one of the seed
+        articles gives Adam's equations under this name).
+    """
+    g = l2_gradient(p, g, h.maximize, h.weight_decay)
+    square_avg = square_avg * h.rho + h.one_minus_rho * g * g
+    std = np.sqrt(square_avg + h.eps)
+    delta = np.sqrt(acc_delta + h.eps) / std * g
+    acc_delta = acc_delta * h.rho + h.one_minus_rho * delta * delta
+    return p + h.neg_lr * delta, square_avg, acc_delta
+
+
+def _coefficients(group: Group, state: dict) -> AdadeltaCoefficients:
+    state["step"] += 1
+    rho = float(group["rho"])
+    return AdadeltaCoefficients(
+        neg_lr=-float(group["lr"]),
+        rho=rho,
+        one_minus_rho=1.0 - rho,
+        eps=float(group["eps"]),
+        maximize=bool(group["maximize"]),
+        weight_decay=float(group["weight_decay"]),
+    )
+
+
+def _check(group: Group) -> None:
+    check_lr(group)
+    rho = group["rho"]
+    if not _is_real(rho) or not 0.0 <= rho <= 1.0:
+        raise ValueError(f"Invalid rho value: {rho}")
+    check_eps(group)
+    check_weight_decay(group)
+
+
+RULE = Rule(
+    name="Adadelta",
+    update=adadelta,
+    arrays=("square_avg", "acc_delta"),
+    coefficients=_coefficients,
+    check=_check,
+)

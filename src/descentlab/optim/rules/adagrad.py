@@ -1,0 +1,76 @@
+"""AdaGrad: per-coordinate steps scaled by the accumulated squared gradients."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._base import Group, Rule, _at_least_zero, check_eps, check_lr, check_weight_decay, l2_gradient
+
+
+class AdagradCoefficients(NamedTuple):
+    neg_clr: float
+    eps: float
+    maximize: bool
+    weight_decay: float
+
+
+def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state key is "sum"
+    r"""AdaGrad: ``θ ← θ − lr_t · g / (√s + ε)``.
+
+    Update (torch.optim.Adagrad), t counting this parameter's steps from 1:
+
+        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        s ← s + g²                                   (s₀ = initial_accumulator_value)
+        lr_t = lr / (1 + (t − 1) · lr_decay)
+        θ ← θ − lr_t · g / (√s + ε)
+
+    Defaults: lr = 1e-2, lr_decay = 0, λ = 0, initial_accumulator_value = 0, ε = 1e-10.
+
+    Reference:
+        Duchi, Hazan & Singer (2011), "Adaptive Subgradient Methods for Online Learning and
+        Stochastic Optimization", JMLR 12, https://jmlr.org/papers/v12/duchi11a.html.
+
+    Where libraries differ:
+        - The paper adds δ outside the square root (diag(G)^{1/2} + δI), as torch does.
+        - optax ``adagrad``: s₀ = 0.1 and ε = 1e-7 *inside* the root, √(s + ε).
+        - Keras 3 ``Adagrad``: s₀ = 0.1, ε = 1e-7 inside the root, lr = 1e-3.
+        - The lr_decay schedule exists only in torch.
+        Early steps differ most: with s₀ = 0.1 the first step is g/√(0.1 + g²), not ≈ sign(g).
+    """
+    g = l2_gradient(p, g, h.maximize, h.weight_decay)
+    sum = sum + g * g
+    return p + h.neg_clr * g / (np.sqrt(sum) + h.eps), sum
+
+
+def _coefficients(group: Group, state: dict) -> AdagradCoefficients:
+    state["step"] += 1
+    clr = float(group["lr"]) / (1 + (state["step"] - 1) * float(group["lr_decay"]))
+    return AdagradCoefficients(
+        neg_clr=-clr,
+        eps=float(group["eps"]),
+        maximize=bool(group["maximize"]),
+        weight_decay=float(group["weight_decay"]),
+    )
+
+
+def _check(group: Group) -> None:
+    check_lr(group)
+    _at_least_zero(group["lr_decay"], "Invalid lr_decay value: {}")
+    check_weight_decay(group)
+    _at_least_zero(
+        group["initial_accumulator_value"], "Invalid initial_accumulator_value value: {}"
+    )
+    check_eps(group)
+
+
+RULE = Rule(
+    name="Adagrad",
+    update=adagrad,
+    arrays=("sum",),
+    coefficients=_coefficients,
+    check=_check,
+    fill=lambda group: {"sum": float(group["initial_accumulator_value"])},
+    eager=True,
+)

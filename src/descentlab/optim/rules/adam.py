@@ -1,0 +1,127 @@
+"""Adam and the variants that share its state: AMSGrad and AdamW."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._base import (
+    Group,
+    Rule,
+    check_betas,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+    l2_gradient,
+    lerp,
+)
+
+
+class AdamCoefficients(NamedTuple):
+    neg_step_size: float  # −lr / (1 − β₁ᵗ)
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    bias_correction2_sqrt: float  # √(1 − β₂ᵗ)
+    eps: float
+    amsgrad: bool
+    maximize: bool
+    l2: float  # coupled weight decay (0 when decoupled)
+    decay: float  # decoupled weight decay factor 1 − lr·λ (1 when coupled)
+
+
+def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
+    r"""Adam: ``θ ← θ − lr · m̂ / (√v̂ + ε)``.
+
+    Update (torch.optim.Adam / AdamW), t counting this parameter's steps from 1:
+
+        θ ← θ (1 − lr λ)                 if decoupled_weight_decay (AdamW), else g ← g + λ θ
+        m ← β₁ m + (1 − β₁) g
+        v ← β₂ v + (1 − β₂) g²
+        amsgrad:  v_max ← max(v_max, v), and v_max replaces v below
+        θ ← θ − lr / (1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+
+    Defaults: lr = 1e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0 (AdamW: λ = 1e-2).
+
+    References:
+        Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization",
+        https://arxiv.org/abs/1412.6980.
+        Reddi, Kale & Kumar (2018), "On the Convergence of Adam and Beyond" (AMSGrad),
+        https://openreview.net/forum?id=ryQu7f-RZ.
+        Loshchilov & Hutter (2019), "Decoupled Weight Decay Regularization" (AdamW),
+        https://arxiv.org/abs/1711.05101.
+
+    Where libraries differ:
+        - ε: torch and the paper's Algorithm 1 add ε to the bias-corrected √v̂. Keras 3 uses the
+          paper's "ε̂" form from section 2: α_t = lr √(1 − β₂ᵗ)/(1 − β₁ᵗ), θ ← θ − α_t m/(√v + ε̂),
+          with ε̂ = 1e-7, i.e. ε is not bias-corrected. optax ``adam`` adds ε outside like torch
+          and has an extra ``eps_root`` (default 0) inside the root.
+        - AMSGrad: torch keeps the max of the raw v and bias-corrects it afterwards; optax takes
+          the max of the bias-corrected v̂; Reddi et al. use no bias correction and no ε.
+        - Weight decay: torch's Adam adds λθ to the gradient (L2, it then passes through the
+          moments); AdamW decays θ by lr·λ before the moments. Loshchilov & Hutter scale the
+          decay by the schedule multiplier η_t, not by lr. optax ``adamw`` adds λθ to the
+          update before scaling by lr (same as torch for a constant lr) with λ = 1e-4 by
+          default; Keras 3 ``AdamW`` uses λ = 0.004; torch's AdamW λ = 1e-2.
+    """
+    if h.maximize:
+        g = -g
+    p = p * h.decay
+    g = l2_gradient(p, g, False, h.l2)
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
+    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    if h.amsgrad:
+        max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq)
+        denom = np.sqrt(max_exp_avg_sq) / h.bias_correction2_sqrt + h.eps
+    else:
+        denom = np.sqrt(exp_avg_sq) / h.bias_correction2_sqrt + h.eps
+    return p + h.neg_step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
+
+
+def weight_decay_terms(group: Group) -> tuple[float, float]:
+    """(coupled λ, decoupled factor 1 − lr·λ) for a group with ``decoupled_weight_decay``."""
+    weight_decay = float(group["weight_decay"])
+    if not group["decoupled_weight_decay"]:
+        return weight_decay, 1.0
+    return 0.0, (1.0 - float(group["lr"]) * weight_decay) if weight_decay != 0 else 1.0
+
+
+def _coefficients(group: Group, state: dict) -> AdamCoefficients:
+    state["step"] += 1
+    step = state["step"]
+    beta1, beta2 = (float(b) for b in group["betas"])
+    l2, decay = weight_decay_terms(group)
+    return AdamCoefficients(
+        neg_step_size=-(float(group["lr"]) / (1 - beta1**step)),
+        one_minus_beta1=1 - beta1,
+        beta2=beta2,
+        one_minus_beta2=1 - beta2,
+        bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+        eps=float(group["eps"]),
+        amsgrad=bool(group["amsgrad"]),
+        maximize=bool(group["maximize"]),
+        l2=l2,
+        decay=decay,
+    )
+
+
+def check_adam_like(group: Group) -> None:
+    check_lr(group)
+    check_eps(group)
+    check_betas(group)
+    check_weight_decay(group)
+
+
+RULE = Rule(
+    name="Adam",
+    update=adam,
+    arrays=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    coefficients=_coefficients,
+    check=check_adam_like,
+    active=lambda group: (
+        ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        if group["amsgrad"]
+        else ("exp_avg", "exp_avg_sq")
+    ),
+)

@@ -1,0 +1,103 @@
+"""NAdam: Adam with Nesterov momentum and a warming-up momentum schedule."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._base import Group, Rule, _at_least_zero, l2_gradient, lerp
+from .adam import check_adam_like, weight_decay_terms
+
+
+class NAdamCoefficients(NamedTuple):
+    grad_coef: float  # −lr (1 − μ_t) / (1 − Π_t)
+    avg_coef: float  # −lr μ_{t+1} / (1 − Π_t μ_{t+1})
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    bias_correction2: float  # 1 − β₂ᵗ
+    eps: float
+    maximize: bool
+    l2: float
+    decay: float
+
+
+def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
+    r"""NAdam: Adam whose step looks one momentum step ahead.
+
+    Update (torch.optim.NAdam), t counting this parameter's steps from 1, ψ = momentum_decay:
+
+        θ ← θ (1 − lr λ)                 if decoupled_weight_decay, else g ← g + λ θ
+        μ_t = β₁ (1 − ½ · 0.96^{t ψ}),   Π_t = μ₁ μ₂ … μ_t   (kept in the state as mu_product)
+        m ← β₁ m + (1 − β₁) g
+        v ← β₂ v + (1 − β₂) g²
+        d = √(v / (1 − β₂ᵗ)) + ε
+        θ ← θ − lr (1 − μ_t)/(1 − Π_t) · g/d − lr μ_{t+1}/(1 − Π_t μ_{t+1}) · m/d
+
+    Defaults: lr = 2e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0, ψ = 4e-3.
+
+    Reference:
+        Dozat (2016), "Incorporating Nesterov Momentum into Adam", ICLR workshop,
+        https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ.
+
+    Where libraries differ:
+        - Keras 3 ``Nadam`` uses μ_t = β₁ (1 − ½ · 0.96^{0.004 t}) too but keeps Π in a
+          variable updated in the optimizer's dtype, lr = 1e-3, ε = 1e-7.
+        - optax ``nadam`` is ``adam(nesterov=True)``: no μ schedule (μ_t = β₁ throughout), the
+          momentum term bias-corrected by 1 − β₁^{t+1}.
+        - torch stores Π_t as a tensor of the default dtype (float32 unless changed); here it
+          is a Python float (float64), so float64 runs match torch exactly when torch's default
+          dtype is float64, and to about 1e-8 relative otherwise.
+        - Dozat's paper has no decoupled weight decay; torch adds it as an option (NAdamW).
+    """
+    if h.maximize:
+        g = -g
+    p = p * h.decay
+    g = l2_gradient(p, g, False, h.l2)
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
+    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    denom = np.sqrt(exp_avg_sq / h.bias_correction2) + h.eps
+    p = p + h.grad_coef * g / denom
+    p = p + h.avg_coef * exp_avg / denom
+    return p, exp_avg, exp_avg_sq
+
+
+def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
+    state["step"] += 1
+    step = state["step"]
+    lr = float(group["lr"])
+    beta1, beta2 = (float(b) for b in group["betas"])
+    momentum_decay = float(group["momentum_decay"])
+    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+    state["mu_product"] *= mu
+    mu_product = state["mu_product"]
+    l2, decay = weight_decay_terms(group)
+    return NAdamCoefficients(
+        grad_coef=-lr * (1.0 - mu) / (1.0 - mu_product),
+        avg_coef=(-lr * mu_next) / (1.0 - mu_product * mu_next),
+        one_minus_beta1=1 - beta1,
+        beta2=beta2,
+        one_minus_beta2=1 - beta2,
+        bias_correction2=1 - beta2**step,
+        eps=float(group["eps"]),
+        maximize=bool(group["maximize"]),
+        l2=l2,
+        decay=decay,
+    )
+
+
+def _check(group: Group) -> None:
+    check_adam_like(group)
+    _at_least_zero(group["momentum_decay"], "Invalid momentum_decay value: {}")
+
+
+RULE = Rule(
+    name="NAdam",
+    update=nadam,
+    arrays=("exp_avg", "exp_avg_sq"),
+    coefficients=_coefficients,
+    check=_check,
+    scalars={"step": 0, "mu_product": 1.0},
+)

@@ -1,0 +1,105 @@
+"""RAdam: Adam whose adaptive step is switched on once its variance is tractable."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._base import Group, Rule, l2_gradient, lerp
+from .adam import check_adam_like, weight_decay_terms
+
+
+class RAdamCoefficients(NamedTuple):
+    lr: float
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    bias_correction1: float  # 1 − β₁ᵗ
+    bias_correction2_sqrt: float  # √(1 − β₂ᵗ)
+    rectify: bool  # ρ_t > 5
+    rect: float  # r_t
+    eps: float
+    maximize: bool
+    l2: float
+    decay: float
+
+
+def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
+    r"""RAdam: momentum SGD for the first steps, then Adam with a variance rectification.
+
+    Update (torch.optim.RAdam), t counting this parameter's steps from 1:
+
+        θ ← θ (1 − lr λ)                 if decoupled_weight_decay, else g ← g + λ θ
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   m̂ = m / (1 − β₁ᵗ)
+        ρ∞ = 2/(1 − β₂) − 1,     ρ_t = ρ∞ − 2 t β₂ᵗ / (1 − β₂ᵗ)
+        if ρ_t > 5:  r_t = √((ρ_t − 4)(ρ_t − 2) ρ∞ / ((ρ∞ − 4)(ρ∞ − 2) ρ_t))
+                     θ ← θ − lr · m̂ · √(1 − β₂ᵗ)/(√v + ε) · r_t
+        else:        θ ← θ − lr · m̂
+
+    Defaults: lr = 1e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0. With β₂ = 0.999 the
+    rectified step starts at t = 6.
+
+    Reference:
+        Liu, Jiang, He, Chen, Liu, Gao & Han (2020), "On the Variance of the Adaptive Learning
+        Rate and Beyond", ICLR, https://arxiv.org/abs/1908.03265.
+
+    Where libraries differ:
+        - The paper's Algorithm 2 switches at ρ_t > 4 and has no ε; torch and optax use 5.
+        - torch adds ε to the uncorrected √v and multiplies by √(1 − β₂ᵗ); optax ``radam``
+          adds ε to the bias-corrected √v̂ (so its ε is effectively larger early on) and also
+          has ``eps_root``.
+        - Keras 3 has no RAdam.
+    """
+    if h.maximize:
+        g = -g
+    p = p * h.decay
+    g = l2_gradient(p, g, False, h.l2)
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
+    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    bias_corrected_exp_avg = exp_avg / h.bias_correction1
+    if h.rectify:
+        adaptive_lr = h.bias_correction2_sqrt / (np.sqrt(exp_avg_sq) + h.eps)
+        p = p - bias_corrected_exp_avg * h.lr * adaptive_lr * h.rect
+    else:
+        p = p - bias_corrected_exp_avg * h.lr
+    return p, exp_avg, exp_avg_sq
+
+
+def _coefficients(group: Group, state: dict) -> RAdamCoefficients:
+    state["step"] += 1
+    step = state["step"]
+    beta1, beta2 = (float(b) for b in group["betas"])
+    bias_correction2 = 1 - beta2**step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+    rectify = rho_t > 5.0
+    rect = (
+        ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        if rectify
+        else 1.0
+    )
+    l2, decay = weight_decay_terms(group)
+    return RAdamCoefficients(
+        lr=float(group["lr"]),
+        one_minus_beta1=1 - beta1,
+        beta2=beta2,
+        one_minus_beta2=1 - beta2,
+        bias_correction1=1 - beta1**step,
+        bias_correction2_sqrt=bias_correction2**0.5,
+        rectify=rectify,
+        rect=rect,
+        eps=float(group["eps"]),
+        maximize=bool(group["maximize"]),
+        l2=l2,
+        decay=decay,
+    )
+
+
+RULE = Rule(
+    name="RAdam",
+    update=radam,
+    arrays=("exp_avg", "exp_avg_sq"),
+    coefficients=_coefficients,
+    check=check_adam_like,
+)

@@ -1,0 +1,117 @@
+"""RMSprop: steps divided by a running root-mean-square of recent gradients."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._base import (
+    Group,
+    Rule,
+    _at_least_zero,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+    l2_gradient,
+    lerp,
+)
+
+
+class RMSpropCoefficients(NamedTuple):
+    neg_lr: float
+    alpha: float
+    one_minus_alpha: float
+    eps: float
+    momentum: float
+    centered: bool
+    maximize: bool
+    weight_decay: float
+
+
+def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients):
+    r"""RMSprop: ``θ ← θ − lr · g / (√v + ε)``.
+
+    Update (torch.optim.RMSprop):
+
+        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        v ← α v + (1 − α) g²
+        centered:  ḡ ← α ḡ + (1 − α) g,   v̄ = v − ḡ²    (else v̄ = v)
+        d = √v̄ + ε
+        momentum μ > 0:  b ← μ b + g / d,  θ ← θ − lr · b
+        otherwise:       θ ← θ − lr · g / d
+
+    Defaults: lr = 1e-2, α = 0.99, ε = 1e-8, λ = 0, μ = 0, centered = False.
+
+    References:
+        Hinton, Srivastava & Swersky (2012), Neural Networks for Machine Learning, lecture 6e,
+        https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf (no paper;
+        decay 0.9, no ε).
+        Graves (2013), "Generating Sequences With Recurrent Neural Networks", eq. 38-41,
+        https://arxiv.org/abs/1308.0850 (the centered variant, with momentum).
+
+    Where libraries differ:
+        - torch: α = 0.99 and ε outside the root.
+        - optax ``rmsprop``: decay = 0.9, ε = 1e-8 *inside* the root (√(v + ε)), and its
+          momentum trace accumulates updates already scaled by lr.
+        - Keras 3 ``RMSprop``: ρ = 0.9, ε = 1e-7 inside the root, lr = 1e-3, and lr inside the
+          momentum buffer (b ← μ b + lr g/d), which differs from torch once lr changes.
+        With α = 0.99 the first step is about 10 g/|g| = 10·sign(g) times lr; with 0.9 it is
+        about 3.2·sign(g): the two defaults give visibly different starts.
+    """
+    g = l2_gradient(p, g, h.maximize, h.weight_decay)
+    square_avg = square_avg * h.alpha + h.one_minus_alpha * g * g
+    if h.centered:
+        grad_avg = lerp(grad_avg, g, h.one_minus_alpha)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg)
+    else:
+        avg = np.sqrt(square_avg)
+    avg = avg + h.eps
+    if h.momentum > 0:
+        momentum_buffer = momentum_buffer * h.momentum + g / avg
+        p = p + h.neg_lr * momentum_buffer
+    else:
+        p = p + h.neg_lr * g / avg
+    return p, square_avg, grad_avg, momentum_buffer
+
+
+def _coefficients(group: Group, state: dict) -> RMSpropCoefficients:
+    state["step"] += 1
+    alpha = float(group["alpha"])
+    return RMSpropCoefficients(
+        neg_lr=-float(group["lr"]),
+        alpha=alpha,
+        one_minus_alpha=1.0 - alpha,
+        eps=float(group["eps"]),
+        momentum=float(group["momentum"]),
+        centered=bool(group["centered"]),
+        maximize=bool(group["maximize"]),
+        weight_decay=float(group["weight_decay"]),
+    )
+
+
+def _check(group: Group) -> None:
+    check_lr(group)
+    check_eps(group)
+    _at_least_zero(group["momentum"], "Invalid momentum value: {}")
+    check_weight_decay(group)
+    _at_least_zero(group["alpha"], "Invalid alpha value: {}")
+
+
+def _active(group: Group) -> tuple[str, ...]:
+    names = ["square_avg"]
+    if group["centered"]:
+        names.append("grad_avg")
+    if group["momentum"] > 0:
+        names.append("momentum_buffer")
+    return tuple(names)
+
+
+RULE = Rule(
+    name="RMSprop",
+    update=rmsprop,
+    arrays=("square_avg", "grad_avg", "momentum_buffer"),
+    coefficients=_coefficients,
+    check=_check,
+    active=_active,
+)

@@ -1,0 +1,93 @@
+"""Stochastic gradient descent, with heavy-ball or Nesterov momentum."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._base import Group, Rule, _at_least_zero, check_lr, check_weight_decay, l2_gradient
+
+
+class SGDCoefficients(NamedTuple):
+    neg_lr: float
+    momentum: float
+    one_minus_dampening: float
+    nesterov: bool
+    maximize: bool
+    weight_decay: float
+    first: bool  # the buffer starts as a copy of the first gradient, without dampening
+
+
+def sgd(p, g, momentum_buffer, h: SGDCoefficients):
+    r"""SGD: ``θ ← θ − lr · d``.
+
+    Update (torch.optim.SGD), with g the gradient (negated if ``maximize``):
+
+        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        b ← g                          at the first step with momentum μ ≠ 0
+        b ← μ b + (1 − τ) g            afterwards (dampening τ)
+        d ← g + μ b  if nesterov,  else  d ← b   (d ← g when μ = 0)
+        θ ← θ − lr · d
+
+    Plain (full-batch) gradient descent is this rule with μ = 0, stepped with the gradient of
+    the whole training set; mini-batch SGD is the same rule stepped with mini-batch gradients.
+
+    Defaults: lr = 1e-3, μ = 0, τ = 0, λ = 0. Nesterov needs μ > 0 and τ = 0.
+
+    References:
+        Robbins & Monro (1951), "A stochastic approximation method",
+        https://doi.org/10.1214/aoms/1177729586.
+        Polyak (1964), heavy-ball momentum, https://doi.org/10.1016/0041-5553(64)90137-5.
+        Sutskever, Martens, Dahl & Hinton (2013), "On the importance of initialization and
+        momentum in deep learning", https://proceedings.mlr.press/v28/sutskever13.html.
+
+    Where libraries differ:
+        - torch.optim keeps lr outside the buffer; Keras 3 (``v ← μ v − lr g; θ ← θ + v``) and
+          optax's ``sgd`` (a trace of updates already scaled by −lr) put lr inside it. The two
+          agree only while lr is constant: after a schedule changes lr, torch applies the new
+          lr to the whole buffer, Keras only to new gradients.
+        - torch does not dampen the first step (b₁ = g₁); with τ > 0 the first step is larger
+          than the steady-state formula suggests.
+        - Sutskever et al. write Nesterov as a look-ahead gradient at θ + μ v; torch, Keras and
+          optax use the equivalent reformulation d = g + μ b on the current parameters, which
+          gives the same iterates only up to that change of variables.
+    """
+    g = l2_gradient(p, g, h.maximize, h.weight_decay)
+    if h.momentum != 0:
+        if h.first:
+            momentum_buffer = g
+        else:
+            momentum_buffer = momentum_buffer * h.momentum + h.one_minus_dampening * g
+        g = g + h.momentum * momentum_buffer if h.nesterov else momentum_buffer
+    return p + h.neg_lr * g, momentum_buffer
+
+
+def _coefficients(group: Group, state: dict) -> SGDCoefficients:
+    return SGDCoefficients(
+        neg_lr=-float(group["lr"]),
+        momentum=float(group["momentum"]),
+        one_minus_dampening=1.0 - float(group["dampening"]),
+        nesterov=bool(group["nesterov"]),
+        maximize=bool(group["maximize"]),
+        weight_decay=float(group["weight_decay"]),
+        # torch creates the buffer on the first step that has momentum, from that gradient
+        first="momentum_buffer" not in state,
+    )
+
+
+def _check(group: Group) -> None:
+    check_lr(group)
+    _at_least_zero(group["momentum"], "Invalid momentum value: {}")
+    check_weight_decay(group)
+    if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+RULE = Rule(
+    name="SGD",
+    update=sgd,
+    arrays=("momentum_buffer",),
+    coefficients=_coefficients,
+    check=_check,
+    active=lambda group: ("momentum_buffer",) if group["momentum"] != 0 else (),
+    scalars={},  # torch's SGD counts no steps
+)

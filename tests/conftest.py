@@ -1,0 +1,44 @@
+"""Shared test helpers.
+
+Tests that compare against torch.optim live need torch. CI installs it and sets
+DESCENTLAB_REQUIRE_TORCH=1, which turns a missing torch into a failure instead of a skip, so
+a broken install can never pass as green.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # optim_cases, reference_torch
+
+
+def require_torch():
+    if os.environ.get("DESCENTLAB_REQUIRE_TORCH") == "1":
+        import torch  # an ImportError here fails the test, as it should in CI
+
+        return torch
+    return pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
+
+
+def max_relative_difference(ours: np.ndarray, ref: np.ndarray, scale: float | None = None) -> float:
+    """max |ours − ref| divided by a scale: max |ref| unless ``scale`` is given.
+
+    Relative to a whole array (or a whole trajectory, via ``scale``) rather than element by
+    element, so that an element passing near zero does not turn an ordinary rounding
+    difference into a huge ratio. NaNs must sit in the same places in both.
+    """
+    ours = np.asarray(ours, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    if ref.size == 0 or np.isnan(ref).all():
+        return 0.0
+    if scale is None:
+        scale = float(np.nanmax(np.abs(ref)))
+    diff = float(np.nanmax(np.abs(ours - ref)))
+    return diff / scale if scale > 0 else diff
