@@ -23,6 +23,9 @@ def _present(grads: Iterable[np.ndarray | None]) -> list[np.ndarray]:
 def _vector_norm(g: np.ndarray, norm_type: float) -> np.floating:
     if g.size == 0:
         return g.dtype.type(0.0)
+    if g.size == 1:
+        # |x| exactly, as torch returns it; the general formula would underflow x² to 0
+        return g.dtype.type(abs(g.reshape(-1)[0]))
     return g.dtype.type(np.linalg.norm(g.reshape(-1), ord=norm_type))
 
 
@@ -54,7 +57,7 @@ def clip_grad_norm_(
     if not present:
         return np.float32(0.0)
     norms = np.array([_vector_norm(g, norm_type) for g in present])
-    total = norms.dtype.type(np.linalg.norm(norms, ord=norm_type))
+    total = _vector_norm(norms, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients is non-finite, so it cannot be "
