@@ -20,6 +20,7 @@ from .algorithms import (
     NAdam,
     RAdam,
     RMSprop,
+    defaults_of,
 )
 from .clipping import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
@@ -36,7 +37,7 @@ from .schedules import (
 )
 
 __all__ = [
-    "OPTIMIZERS", "Optimizer",
+    "OPTIMIZERS", "Optimizer", "defaults_of",
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion",
     "clip_grad_norm_", "clip_grad_value_",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",

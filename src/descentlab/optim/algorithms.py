@@ -95,6 +95,7 @@ class RMSprop(Optimizer):
         weight_decay: float = 0,
         momentum: float = 0,
         centered: bool = False,
+        *,
         maximize: bool = False,
     ) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
@@ -252,3 +253,12 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls
     for cls in (SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW, Adamax, NAdam, RAdam, Lion)
 }
+
+
+def defaults_of(cls: type[Optimizer]) -> dict[str, Any]:
+    """The constructor's hyperparameters and their defaults (lr, betas, ...), in order."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
