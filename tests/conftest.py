@@ -13,8 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))  # optim_cases, reference_torch
+
+# In CI the property tests draw the same examples every run, so a red build is reproducible;
+# locally they explore new ones. DESCENTLAB_HYPOTHESIS_SCALE=10 runs ten times as many.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
+
+
+def examples(n: int) -> int:
+    """``n`` hypothesis examples, scaled by DESCENTLAB_HYPOTHESIS_SCALE."""
+    return n * int(os.environ.get("DESCENTLAB_HYPOTHESIS_SCALE", "1"))
 
 
 def require_torch():

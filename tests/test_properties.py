@@ -7,6 +7,7 @@ drawn by hypothesis; each property compares two runs that must agree exactly.
 from __future__ import annotations
 
 import numpy as np
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -14,7 +15,7 @@ from optim_cases import CASES
 
 import descentlab.optim as optim
 
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None)
+PROPERTY_SETTINGS = settings(max_examples=examples(60), deadline=None)
 
 
 @st.composite

@@ -7,14 +7,14 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import require_torch
+from conftest import examples, require_torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import descentlab.optim as optim
 
 STEPS = 1000
-SCHEDULE_SETTINGS = settings(max_examples=25, deadline=None)
+SCHEDULE_SETTINGS = settings(max_examples=examples(25), deadline=None)
 unit = st.floats(0.05, 0.95)
 
 

@@ -39,7 +39,8 @@ def clip_grad_norm_(
 
     As ``torch.nn.utils.clip_grad_norm_``: the total norm is the ``norm_type`` norm of the
     vector of per-array norms (``inf`` for the max-abs norm); every gradient is multiplied by
-    ``min(1, max_norm / (total + 1e-6))``. ``None`` entries are skipped.
+    ``min(1, max_norm / (total + 1e-6))``. ``None`` entries are skipped. An empty array
+    counts as norm 0 for every ``norm_type`` (torch refuses the max norm of an empty tensor).
 
     Args:
         grads: gradient arrays (an array or a sequence; None entries allowed).
