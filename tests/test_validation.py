@@ -154,6 +154,8 @@ def test_parameter_in_two_groups_is_refused():
     (lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros(5)), r"shape \(5,\)"),
     (lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros(3, np.float32)), "float32"),
     (lambda sd: sd["state"][0].__setitem__("bogus", np.zeros(3)), "unknown state entry"),
+    (lambda sd: sd["state"][0].pop("exp_avg_sq"), r"lacks \['exp_avg_sq'\]"),
+    (lambda sd: sd["state"][0].pop("step"), r"lacks \['step'\]"),
     (lambda sd: sd["state"].__setitem__(7, {}), "parameter 7"),
     (lambda sd: sd["param_groups"][0].__setitem__("eps", -1.0), "Invalid epsilon value"),
     (lambda sd: sd.pop("state"), "'state' and 'param_groups'"),

@@ -189,6 +189,7 @@ class Optimizer:
             new_groups.append(merged)
 
         params = self._params()
+        group_of = [group for group in new_groups for _ in group["params"]]
         known = set(self.rule.arrays) | set(self.rule.scalars)
         new_state: dict[int, dict[str, Any]] = {}
         for key, entry in saved_state.items():
@@ -197,6 +198,10 @@ class Optimizer:
                 raise ValueError(f"the state dict has state for parameter {key}, which does "
                                  f"not exist (there are {len(params)})")
             p = params[index]
+            needed = set(self.rule.scalars) | set(self.rule.active_arrays(group_of[index]))
+            if needed - set(entry):
+                raise ValueError(f"the state of parameter {index} lacks "
+                                 f"{sorted(needed - set(entry))}")
             restored: dict[str, Any] = {}
             for name, value in entry.items():
                 if name not in known:

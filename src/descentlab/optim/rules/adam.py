@@ -65,18 +65,26 @@ def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
           update before scaling by lr (same as torch for a constant lr) with λ = 1e-4 by
           default; Keras 3 ``AdamW`` uses λ = 0.004; torch's AdamW λ = 1e-2.
     """
-    if h.maximize:
-        g = -g
-    p = p * h.decay
-    g = l2_gradient(p, g, False, h.l2)
-    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
-    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
     if h.amsgrad:
         max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq)
         denom = np.sqrt(max_exp_avg_sq) / h.bias_correction2_sqrt + h.eps
     else:
         denom = np.sqrt(exp_avg_sq) / h.bias_correction2_sqrt + h.eps
     return p + h.neg_step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
+
+
+def adam_moments(p, g, exp_avg, exp_avg_sq, h):
+    """What Adam, NAdam and RAdam share: weight decay (decoupled factor ``h.decay`` or L2
+    ``h.l2``, one of them neutral), then both moment estimates, in torch's order and rounding.
+
+    Returns ``(p, g, exp_avg, exp_avg_sq)``: ``g`` as the moments saw it.
+    """
+    p = p * h.decay
+    g = l2_gradient(p, g, h.maximize, h.l2)
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
+    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    return p, g, exp_avg, exp_avg_sq
 
 
 def weight_decay_terms(group: Group) -> tuple[float, float]:

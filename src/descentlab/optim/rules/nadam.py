@@ -6,8 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, _at_least_zero, l2_gradient, lerp
-from .adam import check_adam_like, weight_decay_terms
+from ._base import Group, Rule, _at_least_zero
+from .adam import adam_moments, check_adam_like, weight_decay_terms
 
 
 class NAdamCoefficients(NamedTuple):
@@ -51,12 +51,7 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
           dtype is float64, and to about 1e-8 relative otherwise.
         - Dozat's paper has no decoupled weight decay; torch adds it as an option (NAdamW).
     """
-    if h.maximize:
-        g = -g
-    p = p * h.decay
-    g = l2_gradient(p, g, False, h.l2)
-    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
-    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
     denom = np.sqrt(exp_avg_sq / h.bias_correction2) + h.eps
     p = p + h.grad_coef * g / denom
     p = p + h.avg_coef * exp_avg / denom

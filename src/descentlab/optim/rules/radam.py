@@ -6,8 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, l2_gradient, lerp
-from .adam import check_adam_like, weight_decay_terms
+from ._base import Group, Rule
+from .adam import adam_moments, check_adam_like, weight_decay_terms
 
 
 class RAdamCoefficients(NamedTuple):
@@ -51,12 +51,7 @@ def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
           has ``eps_root``.
         - Keras 3 has no RAdam.
     """
-    if h.maximize:
-        g = -g
-    p = p * h.decay
-    g = l2_gradient(p, g, False, h.l2)
-    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
-    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
     bias_corrected_exp_avg = exp_avg / h.bias_correction1
     if h.rectify:
         adaptive_lr = h.bias_correction2_sqrt / (np.sqrt(exp_avg_sq) + h.eps)
