@@ -36,9 +36,10 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
         https://arxiv.org/abs/1412.6980 (no ε: u ← max(β₂ u, |g|)).
 
     Where libraries differ:
-        - torch puts ε inside the max, so u ≥ ε always and the division is safe.
-        - Keras 3 ``Adamax`` puts ε outside: θ ← θ − α_t m / (u + ε), ε = 1e-7, lr = 1e-3.
-        - optax ``adamax`` also divides by (u + ε), ε = 1e-8.
+        - torch and optax ``adamax`` put ε inside the max, so u ≥ ε always and the division
+          is safe.
+        - Keras 3 ``Adamax`` keeps u = max(β₂ u, |g|) and puts ε outside:
+          θ ← θ − lr m / ((1 − β₁ᵗ)(u + ε)), ε = 1e-7, lr = 1e-3.
         They differ only where |g| stays near ε, e.g. for parameters whose gradient is zero.
     """
     g = l2_gradient(p, g, h.maximize, h.weight_decay)

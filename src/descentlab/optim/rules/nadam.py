@@ -42,8 +42,8 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
         https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ.
 
     Where libraries differ:
-        - Keras 3 ``Nadam`` uses μ_t = β₁ (1 − ½ · 0.96^{0.004 t}) too but keeps Π in a
-          variable updated in the optimizer's dtype, lr = 1e-3, ε = 1e-7.
+        - Keras 3 ``Nadam`` uses μ_t = β₁ (1 − ½ · 0.96^t), without ψ: its momentum reaches
+          β₁ within a few dozen steps instead of thousands; lr = 1e-3, ε = 1e-7.
         - optax ``nadam`` is ``adam(nesterov=True)``: no μ schedule (μ_t = β₁ throughout), the
           momentum term bias-corrected by 1 − β₁^{t+1}.
         - torch stores Π_t as a tensor of the default dtype (float32 unless changed); here it

@@ -52,8 +52,9 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
 
     Where libraries differ:
         - torch: α = 0.99 and ε outside the root.
-        - optax ``rmsprop``: decay = 0.9, ε = 1e-8 *inside* the root (√(v + ε)), and its
-          momentum trace accumulates updates already scaled by lr.
+        - optax ``rmsprop``: decay = 0.9, ε = 1e-8 *inside* the root (√(v + ε); recent
+          versions have ``eps_in_sqrt=False`` for torch's placement), and its momentum trace
+          accumulates updates already scaled by lr.
         - Keras 3 ``RMSprop``: ρ = 0.9, ε = 1e-7 inside the root, lr = 1e-3, and lr inside the
           momentum buffer (b ← μ b + lr g/d), which differs from torch once lr changes.
         With α = 0.99 the first step is about 10 g/|g| = 10·sign(g) times lr; with 0.9 it is

@@ -41,10 +41,11 @@ def sgd(p, g, momentum_buffer, h: SGDCoefficients):
         momentum in deep learning", https://proceedings.mlr.press/v28/sutskever13.html.
 
     Where libraries differ:
-        - torch.optim keeps lr outside the buffer; Keras 3 (``v ← μ v − lr g; θ ← θ + v``) and
-          optax's ``sgd`` (a trace of updates already scaled by −lr) put lr inside it. The two
-          agree only while lr is constant: after a schedule changes lr, torch applies the new
-          lr to the whole buffer, Keras only to new gradients.
+        - torch.optim and optax's ``sgd`` (``trace`` of raw gradients, then scaled by lr)
+          keep lr outside the buffer; Keras 3 puts it inside (``v ← μ v − lr g; θ ← θ + v``).
+          They agree only while lr is constant: after a schedule changes lr, torch and optax
+          apply the new lr to the whole buffer, Keras only to new gradients. optax has no
+          dampening.
         - torch does not dampen the first step (b₁ = g₁); with τ > 0 the first step is larger
           than the steady-state formula suggests.
         - Sutskever et al. write Nesterov as a look-ahead gradient at θ + μ v; torch, Keras and
