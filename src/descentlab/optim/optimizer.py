@@ -45,7 +45,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.rule.check(self.defaults)
         groups = _as_groups(params)
-        prepared = [self._prepare_group(group) for group in groups]
+        prepared = [self._prepare_group(group, i) for i, group in enumerate(groups)]
         _refuse_shared_params(prepared)
         self.param_groups: list[dict[str, Any]] = prepared
         self.state: dict[int, dict[str, Any]] = {}
@@ -56,23 +56,23 @@ class Optimizer:
 
     # -- construction ------------------------------------------------------------------------
 
-    def _prepare_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        """A complete, checked copy of a group dict (the caller's dict is left alone)."""
+    def _prepare_group(self, group: Mapping[str, Any], number: int) -> dict[str, Any]:
+        """A complete, checked copy of group ``number`` (the caller's dict is left alone)."""
         if "params" not in group:
-            raise ValueError("a parameter group must have a 'params' key")
+            raise ValueError(f"parameter group {number} has no 'params' key")
         params = group["params"]
         if isinstance(params, np.ndarray):
             params = [params]
         params = list(params)
         for index, p in enumerate(params):
-            _check_param(p, f"parameter {index} of the group")
+            _check_param(p, f"parameter {index} of group {number}")
         full = {**self.defaults, **group, "params": params}
         self.rule.check(full)
         return full
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a parameter group (e.g. layers unfrozen during fine-tuning), as torch does."""
-        group = self._prepare_group(param_group)
+        group = self._prepare_group(param_group, len(self.param_groups))
         _refuse_shared_params([*self.param_groups, group])
         self.param_groups.append(group)
         self._create_eager_state(group, len(self._params()) - len(group["params"]))
