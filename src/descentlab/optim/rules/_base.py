@@ -24,6 +24,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
+
 Group = Mapping[str, Any]
 
 
@@ -52,7 +54,7 @@ class Rule:
     arrays: tuple[str, ...]
     coefficients: Callable[[Group, dict], NamedTuple]
     check: Callable[[Group], None]
-    scalars: Mapping[str, float] = field(default_factory=lambda: {"step": 0})
+    scalars: Mapping[str, int | float] = field(default_factory=lambda: {"step": 0})
     active: Callable[[Group], Collection[str]] | None = None
     fill: Callable[[Group], Mapping[str, float]] | None = None
     eager: bool = False
@@ -114,13 +116,8 @@ def check_betas(group: Group) -> None:
 
 
 def _is_real(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) or _is_numpy_real(x)
-
-
-def _is_numpy_real(x: Any) -> bool:
-    import numpy as np
-
-    return isinstance(x, (np.integer, np.floating))
+    """A real number: Python or NumPy int or float, not a bool, a string or an array."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def _at_least_zero(value: Any, message: str) -> None:
