@@ -14,6 +14,7 @@ some steps (its state, step count included, must then stand still).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,3 +131,28 @@ def problem_data(dtype: np.dtype) -> tuple[list[np.ndarray], list[list[np.ndarra
                        else np.array(g, dtype=dtype))
         grads.append(row)
     return params, grads
+
+
+# A parameter as a snapshot sees it: (its values, its state as NumPy arrays and numbers).
+Snapshot = list[tuple[np.ndarray, dict[str, Any]]]
+
+
+def record_trajectory(step: Callable[[int], None], snapshot: Callable[[], Snapshot],
+                      names: Sequence[str], dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Run ``step(t)`` for every step and record the trajectory in the layout both sides use.
+
+    {"i/param": (STEPS+1, *shape) with the initial values first, "i/<name>": (STEPS, *shape),
+    NaN while the state does not exist yet, "i/step": (STEPS,), 0 while it does not exist}.
+    """
+    out: dict[str, list] = {f"{i}/param": [p.copy()] for i, (p, _) in enumerate(snapshot())}
+    for t in range(STEPS):
+        step(t)
+        for i, (p, state) in enumerate(snapshot()):
+            out[f"{i}/param"].append(p.copy())
+            out.setdefault(f"{i}/step", []).append(int(state.get("step", 0)))
+            for name in names:
+                value = state.get(name)
+                out.setdefault(f"{i}/{name}", []).append(
+                    np.full(p.shape, np.nan, dtype) if value is None else np.array(value))
+    return {k: np.asarray(v, dtype=np.int64) if k.endswith("/step") else np.stack(v)
+            for k, v in out.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from optim_cases import STEPS, Case, problem_data
+from optim_cases import Case, problem_data, record_trajectory
 
 # torch.optim's state keys for each algorithm's element-wise state, in descentlab's order.
 STATE_KEYS: dict[str, tuple[str, ...]] = {
@@ -46,22 +46,15 @@ def _run(torch: Any, case: Case, dtype: np.dtype) -> dict[str, np.ndarray]:
     params0, grads = problem_data(dtype)
     params = [torch.tensor(p.copy()) for p in params0]
     opt = getattr(torch.optim, case.algorithm)(case.groups(params), **case.kwargs)
-    keys = STATE_KEYS[case.algorithm]
-    out: dict[str, list] = {}
-    for i, p in enumerate(params):
-        out[f"{i}/param"] = [p.detach().numpy().copy()]
-    for step in range(STEPS):
-        for p, g in zip(params, grads[step], strict=True):
+
+    def step(t: int) -> None:
+        for p, g in zip(params, grads[t], strict=True):
             p.grad = None if g is None else torch.tensor(g.copy())
         opt.step()
-        for i, p in enumerate(params):
-            out[f"{i}/param"].append(p.detach().numpy().copy())
-            state = opt.state.get(p, {})
-            out.setdefault(f"{i}/step", []).append(float(state["step"]) if "step" in state else 0)
-            for key in keys:
-                value = state.get(key)
-                array = (np.full(p.shape, np.nan, dtype) if value is None
-                         else value.detach().numpy().copy())
-                out.setdefault(f"{i}/{key}", []).append(array)
-    return {k: np.stack(v) if not k.endswith("/step") else np.asarray(v, dtype=np.int64)
-            for k, v in out.items()}
+
+    def snapshot():
+        return [(p.detach().numpy(),
+                 {k: v.detach().numpy() for k, v in opt.state.get(p, {}).items()})
+                for p in params]
+
+    return record_trajectory(step, snapshot, STATE_KEYS[case.algorithm], dtype)

@@ -62,7 +62,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     return args.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
