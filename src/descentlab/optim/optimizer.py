@@ -9,12 +9,12 @@ step counts, ``None`` gradients, lazily created state) are torch.optim's.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .executors import arraywise
+from .executors import make_executor
 from .rules import Rule
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -28,6 +28,9 @@ class Optimizer:
             dicts ``{"params": [...], **hyperparameters}`` (parameter groups, as in
             torch.optim); a group's missing hyperparameters come from ``defaults``.
         defaults: the hyperparameters of the algorithm.
+        executor: ``"fused"`` (the default: each step one compiled, multithreaded pass over
+            all parameters of a group, see ``executors.fused``) or ``"arraywise"`` (the
+            readable NumPy reference; same numbers, slower, and no compilation).
 
     The arrays passed in *are* the parameters: ``step`` updates them in place.
 
@@ -41,7 +44,10 @@ class Optimizer:
 
     rule: ClassVar[Rule]
 
-    def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
+    def __init__(
+        self, params: Iterable[Any], defaults: Mapping[str, Any], *, executor: str = "fused"
+    ) -> None:
+        self.executor = make_executor(executor)
         self.defaults = dict(defaults)
         self.rule.check(self.defaults)
         groups = _as_groups(params)
@@ -112,25 +118,49 @@ class Optimizer:
         for group in self.param_groups:
             self.rule.check(group)
         for index, (p, g) in enumerate(zip(params, grads, strict=True)):
-            if g is not None:
+            if g is not None and (
+                type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype
+            ):
                 _check_grad(p, g, index)
 
+        first = 0
+        for number, group in enumerate(self.param_groups):
+            count = len(group["params"])
+            self._step_group(number, group, first, grads[first : first + count])
+            first += count
+
+    def _step_group(self, number: int, group: dict[str, Any], first: int, grads: list) -> None:
+        """Step the parameters of group ``number`` (positions from ``first``) that have a
+        gradient: the ones whose scalar state agrees share one call to the executor."""
         rule = self.rule
-        index = 0
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = grads[index]
-                if g is not None:
-                    state = self.state.get(index)
-                    if state is None:
-                        state = dict(rule.scalars)
-                    h = rule.coefficients(group, state)
-                    self._create_arrays(state, p, group)
-                    arrays = [state.get(name) for name in rule.arrays]
-                    arraywise(rule, p, g, arrays, h)
-                    if state:  # plain SGD keeps no state at all, as in torch
-                        self.state[index] = state
-                index += 1
+        members = [i for i, g in enumerate(grads) if g is not None]
+        if not members:
+            return
+        states = [self.state.get(first + i) or dict(rule.scalars) for i in members]
+        active = frozenset(rule.active_arrays(group))
+        for bucket, rows in enumerate(_agreeing(states, tuple(rule.scalars), active)):
+            # what the rule's coefficients may read (scalars, which arrays exist) is the same
+            # in every state of the bucket: compute them once, on a copy, and copy the result
+            scratch = dict(states[rows[0]])
+            h = rule.coefficients(group, scratch)
+            advanced = {name: scratch[name] for name in rule.scalars}
+            bucket_states = [states[r] for r in rows]
+            for state in bucket_states:
+                state.update(advanced)
+            if not active <= scratch.keys():
+                p_of = group["params"]
+                for r, state in zip(rows, bucket_states, strict=True):
+                    self._create_arrays(state, p_of[members[r]], group)
+            params = [group["params"][members[r]] for r in rows]
+            columns = [
+                [state[name] for state in bucket_states] if name in active else None
+                for name in rule.arrays
+            ]
+            self.executor.run(rule, h, (number, bucket), params,
+                              [grads[members[r]] for r in rows], columns)
+            for r, state in zip(rows, bucket_states, strict=True):
+                if state:  # plain SGD keeps no state at all, as in torch
+                    self.state[first + members[r]] = state
 
     def _create_arrays(self, state: dict[str, Any], p: np.ndarray, group: Mapping) -> None:
         fill = self.rule.fill(group) if self.rule.fill is not None else {}
@@ -229,6 +259,23 @@ class Optimizer:
             lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
         lines.append(")")
         return "\n".join(lines)
+
+
+def _agreeing(
+    states: Sequence[Mapping[str, Any]], scalars: tuple[str, ...], active: Collection[str]
+) -> list[list[int]]:
+    """Rows of ``states`` grouped by what a rule's coefficients read: the scalar state and
+    whether every active array exists. One group in the usual case, found without a loop."""
+    values = [tuple(s[name] for name in scalars) for s in states] if scalars else None
+    complete = [active <= s.keys() for s in states]
+    if (values is None or values.count(values[0]) == len(values)) and (
+        complete.count(complete[0]) == len(complete)
+    ):
+        return [list(range(len(states)))]
+    groups: dict[tuple, list[int]] = {}
+    for row, key in enumerate(zip(values or [()] * len(states), complete, strict=True)):
+        groups.setdefault(key, []).append(row)
+    return list(groups.values())
 
 
 def _as_groups(params: Iterable[Any]) -> list[Mapping[str, Any]]:

@@ -28,6 +28,18 @@ import numpy as np
 
 Group = Mapping[str, Any]
 
+ELEMENTWISE: list[Callable] = []
+
+
+def elementwise(function: Callable) -> Callable:
+    """Mark ``function`` as element math: it must stay compilable by Numba for scalars.
+
+    The fused executor compiles every function in :data:`ELEMENTWISE` (the rules' updates and
+    the helpers they call); in Python the function is returned unchanged.
+    """
+    ELEMENTWISE.append(function)
+    return function
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -63,17 +75,22 @@ class Rule:
         return self.arrays if self.active is None else self.active(group)
 
 
-def lerp(a, b, w: float):
+@elementwise
+def lerp(a, b, w: float, one_minus_w: float):
     """``a + w (b - a)``, rounded as ``torch.lerp`` rounds it.
 
     torch switches formula at w = 0.5 so that w = 1 returns ``b`` exactly; following it keeps
-    moment estimates equal to torch's to the last bit in most elements.
+    moment estimates equal to torch's to the last bit in most elements. ``one_minus_w`` is
+    ``1 - w`` computed by the caller in Python floats (as torch computes it), not here: a float
+    literal in element math would make Numba compute float32 elements in float64, which
+    rounds differently from the NumPy reference (and is slower).
     """
     if w < 0.5:
         return a + w * (b - a)
-    return b - (b - a) * (1.0 - w)
+    return b - (b - a) * one_minus_w
 
 
+@elementwise
 def l2_gradient(p, g, maximize: bool, weight_decay: float):
     """The gradient the moments see: negated for ``maximize``, plus the L2 term ``λθ``.
 

@@ -6,7 +6,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, _is_real, check_eps, check_lr, check_weight_decay, l2_gradient
+from ._base import (
+    Group,
+    Rule,
+    _is_real,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+    elementwise,
+    l2_gradient,
+)
 
 
 class AdadeltaCoefficients(NamedTuple):
@@ -18,6 +27,7 @@ class AdadeltaCoefficients(NamedTuple):
     weight_decay: float
 
 
+@elementwise
 def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
     r"""Adadelta: ``θ ← θ − lr · Δ``, ``Δ = √(u + ε) / √(v + ε) · g``.
 

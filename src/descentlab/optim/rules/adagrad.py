@@ -6,7 +6,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, _at_least_zero, check_eps, check_lr, check_weight_decay, l2_gradient
+from ._base import (
+    Group,
+    Rule,
+    _at_least_zero,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+    elementwise,
+    l2_gradient,
+)
 
 
 class AdagradCoefficients(NamedTuple):
@@ -16,6 +25,7 @@ class AdagradCoefficients(NamedTuple):
     weight_decay: float
 
 
+@elementwise
 def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state key is "sum"
     r"""AdaGrad: ``θ ← θ − lr_t · g / (√s + ε)``.
 

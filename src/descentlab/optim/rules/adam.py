@@ -13,6 +13,7 @@ from ._base import (
     check_eps,
     check_lr,
     check_weight_decay,
+    elementwise,
     l2_gradient,
     lerp,
 )
@@ -20,7 +21,8 @@ from ._base import (
 
 class AdamCoefficients(NamedTuple):
     neg_step_size: float  # −lr / (1 − β₁ᵗ)
-    one_minus_beta1: float
+    one_minus_beta1: float  # lerp's weight w for m
+    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
     bias_correction2_sqrt: float  # √(1 − β₂ᵗ)
@@ -31,6 +33,7 @@ class AdamCoefficients(NamedTuple):
     decay: float  # decoupled weight decay factor 1 − lr·λ (1 when coupled)
 
 
+@elementwise
 def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
     r"""Adam: ``θ ← θ − lr · m̂ / (√v̂ + ε)``.
 
@@ -74,6 +77,7 @@ def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
     return p + h.neg_step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
 
 
+@elementwise
 def adam_moments(p, g, exp_avg, exp_avg_sq, h):
     """What Adam, NAdam and RAdam share: weight decay (decoupled factor ``h.decay`` or L2
     ``h.l2``, one of them neutral), then both moment estimates, in torch's order and rounding.
@@ -82,7 +86,7 @@ def adam_moments(p, g, exp_avg, exp_avg_sq, h):
     """
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.l2)
-    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.beta1_lerp)
     exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
     return p, g, exp_avg, exp_avg_sq
 
@@ -103,6 +107,7 @@ def _coefficients(group: Group, state: dict) -> AdamCoefficients:
     return AdamCoefficients(
         neg_step_size=-(float(group["lr"]) / (1 - beta1**step)),
         one_minus_beta1=1 - beta1,
+        beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         bias_correction2_sqrt=(1 - beta2**step) ** 0.5,

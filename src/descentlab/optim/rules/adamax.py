@@ -6,19 +6,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, l2_gradient, lerp
+from ._base import Group, Rule, elementwise, l2_gradient, lerp
 from .adam import check_adam_like
 
 
 class AdamaxCoefficients(NamedTuple):
     neg_clr: float  # −lr / (1 − β₁ᵗ)
-    one_minus_beta1: float
+    one_minus_beta1: float  # lerp's weight w for m
+    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     eps: float
     maximize: bool
     weight_decay: float
 
 
+@elementwise
 def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
     r"""Adamax: ``θ ← θ − lr / (1 − β₁ᵗ) · m / u``.
 
@@ -43,7 +45,7 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
         They differ only where |g| stays near ε, e.g. for parameters whose gradient is zero.
     """
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
-    exp_avg = lerp(exp_avg, g, h.one_minus_beta1)
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.beta1_lerp)
     exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g) + h.eps)
     return p + h.neg_clr * exp_avg / exp_inf, exp_avg, exp_inf
 
@@ -54,6 +56,7 @@ def _coefficients(group: Group, state: dict) -> AdamaxCoefficients:
     return AdamaxCoefficients(
         neg_clr=-(float(group["lr"]) / (1 - beta1 ** state["step"])),
         one_minus_beta1=1 - beta1,
+        beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         eps=float(group["eps"]),
         maximize=bool(group["maximize"]),

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, check_betas, check_lr, check_weight_decay
+from ._base import Group, Rule, check_betas, check_lr, check_weight_decay, elementwise
 
 
 class LionCoefficients(NamedTuple):
@@ -19,6 +19,7 @@ class LionCoefficients(NamedTuple):
     decay: float  # 1 − lr·λ
 
 
+@elementwise
 def lion(p, g, exp_avg, h: LionCoefficients):
     r"""Lion: ``θ ← θ (1 − lr λ) − lr · sign(β₁ m + (1 − β₁) g)``.
 

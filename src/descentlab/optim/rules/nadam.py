@@ -6,14 +6,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, _at_least_zero
+from ._base import Group, Rule, _at_least_zero, elementwise
 from .adam import adam_moments, check_adam_like, weight_decay_terms
 
 
 class NAdamCoefficients(NamedTuple):
     grad_coef: float  # −lr (1 − μ_t) / (1 − Π_t)
     avg_coef: float  # −lr μ_{t+1} / (1 − Π_t μ_{t+1})
-    one_minus_beta1: float
+    one_minus_beta1: float  # lerp's weight w for m
+    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
     bias_correction2: float  # 1 − β₂ᵗ
@@ -23,6 +24,7 @@ class NAdamCoefficients(NamedTuple):
     decay: float
 
 
+@elementwise
 def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
     r"""NAdam: Adam whose step looks one momentum step ahead.
 
@@ -73,6 +75,7 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
         grad_coef=-lr * (1.0 - mu) / (1.0 - mu_product),
         avg_coef=(-lr * mu_next) / (1.0 - mu_product * mu_next),
         one_minus_beta1=1 - beta1,
+        beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         bias_correction2=1 - beta2**step,

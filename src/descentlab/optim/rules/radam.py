@@ -6,13 +6,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule
+from ._base import Group, Rule, elementwise
 from .adam import adam_moments, check_adam_like, weight_decay_terms
 
 
 class RAdamCoefficients(NamedTuple):
     lr: float
-    one_minus_beta1: float
+    one_minus_beta1: float  # lerp's weight w for m
+    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
     bias_correction1: float  # 1 − β₁ᵗ
@@ -25,6 +26,7 @@ class RAdamCoefficients(NamedTuple):
     decay: float
 
 
+@elementwise
 def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
     r"""RAdam: momentum SGD for the first steps, then Adam with a variance rectification.
 
@@ -78,6 +80,7 @@ def _coefficients(group: Group, state: dict) -> RAdamCoefficients:
     return RAdamCoefficients(
         lr=float(group["lr"]),
         one_minus_beta1=1 - beta1,
+        beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         bias_correction1=1 - beta1**step,

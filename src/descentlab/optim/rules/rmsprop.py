@@ -13,6 +13,7 @@ from ._base import (
     check_eps,
     check_lr,
     check_weight_decay,
+    elementwise,
     l2_gradient,
     lerp,
 )
@@ -22,6 +23,7 @@ class RMSpropCoefficients(NamedTuple):
     neg_lr: float
     alpha: float
     one_minus_alpha: float
+    alpha_lerp: float  # 1 − (1 − α), lerp's complement for ḡ (may differ from α in the last bit)
     eps: float
     momentum: float
     centered: bool
@@ -29,6 +31,7 @@ class RMSpropCoefficients(NamedTuple):
     weight_decay: float
 
 
+@elementwise
 def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients):
     r"""RMSprop: ``θ ← θ − lr · g / (√v + ε)``.
 
@@ -63,7 +66,7 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     square_avg = square_avg * h.alpha + h.one_minus_alpha * g * g
     if h.centered:
-        grad_avg = lerp(grad_avg, g, h.one_minus_alpha)
+        grad_avg = lerp(grad_avg, g, h.one_minus_alpha, h.alpha_lerp)
         avg = np.sqrt(square_avg - grad_avg * grad_avg)
     else:
         avg = np.sqrt(square_avg)
@@ -83,6 +86,7 @@ def _coefficients(group: Group, state: dict) -> RMSpropCoefficients:
         neg_lr=-float(group["lr"]),
         alpha=alpha,
         one_minus_alpha=1.0 - alpha,
+        alpha_lerp=1.0 - (1.0 - alpha),
         eps=float(group["eps"]),
         momentum=float(group["momentum"]),
         centered=bool(group["centered"]),

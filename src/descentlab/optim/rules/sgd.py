@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._base import Group, Rule, _at_least_zero, check_lr, check_weight_decay, l2_gradient
+from ._base import (
+    Group,
+    Rule,
+    _at_least_zero,
+    check_lr,
+    check_weight_decay,
+    elementwise,
+    l2_gradient,
+)
 
 
 class SGDCoefficients(NamedTuple):
@@ -17,6 +25,7 @@ class SGDCoefficients(NamedTuple):
     first: bool  # the buffer starts as a copy of the first gradient, without dampening
 
 
+@elementwise
 def sgd(p, g, momentum_buffer, h: SGDCoefficients):
     r"""SGD: ``θ ← θ − lr · d``.
 

@@ -1,0 +1,156 @@
+"""The fused executor: every parameter of a batch stepped in one compiled, multithreaded pass.
+
+What it does per call, and why it is cheap for many small arrays:
+
+1. The identities of the parameters and state arrays are compared with those of the previous
+   call for the same batch (one vectorised comparison). If they are the same arrays, the *plan*
+   made last time is reused: which members can be fused, grouped by dtype, their data
+   addresses and the cut of the work into blocks. The plan holds references to the arrays, so
+   a remembered identity cannot be reused by a new object.
+2. The gradients are new arrays at every step: their data addresses are read in one vectorised
+   call (``addresses.data_addresses``).
+3. One kernel call per dtype steps every fused member.
+
+A member whose parameter, gradient or state is not C-contiguous (a transposed or strided view)
+is stepped by the array-wise reference instead: the result is the same, only slower.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import NamedTuple
+
+import numpy as np
+
+from ..rules import Rule
+from .addresses import data_addresses
+from .arraywise import step_arrays
+from .kernels import COLUMNS, coefficients_as, kernel_for
+
+BLOCK = 1 << 15  # elements per unit of work: big arrays are cut so that all threads share them
+
+# Numba's default threading layer must not be entered by two threads at once; a step holds
+# this lock while its kernels run.
+_LAUNCH = threading.Lock()
+
+
+@dataclass
+class _Part:
+    """The fusable members of one dtype."""
+
+    dtype: np.dtype
+    members: np.ndarray  # positions in the batch
+    pointers: np.ndarray  # (members, COLUMNS): column 1 (the gradient) is filled at each call
+    blocks: np.ndarray  # (blocks, 3): member row in ``pointers``, first element, count
+    like: np.ndarray  # np.zeros(1, dtype)
+    everyone: bool  # members are the whole batch, in order
+
+
+@dataclass
+class _Plan:
+    active: tuple[bool, ...]
+    identity: np.ndarray  # ids of the parameters and active state arrays, in order
+    keep: tuple  # the arrays themselves, so that their ids stay theirs
+    parts: list[_Part]
+    slow: list[int]  # members stepped array-wise (not contiguous)
+
+
+class Fused:
+    """Steps a batch of parameters with one compiled kernel call per dtype."""
+
+    name = "fused"
+
+    def __init__(self) -> None:
+        self._plans: dict[Hashable, _Plan] = {}
+
+    def run(
+        self,
+        rule: Rule,
+        h: NamedTuple,
+        key: Hashable,
+        params: Sequence[np.ndarray],
+        grads: Sequence[np.ndarray],
+        columns: Sequence[Sequence[np.ndarray] | None],
+    ) -> None:
+        """Step ``params`` (all sharing the coefficients ``h``); see ``executors.Executor``."""
+        active = tuple(c is not None for c in columns)
+        used = [c for c in columns if c is not None]
+        count = len(params) * (1 + len(used))
+        identity = np.fromiter(chain(map(id, params), *(map(id, c) for c in used)),
+                               np.int64, count)
+        plan = self._plans.get(key)
+        if plan is None or plan.active != active or not np.array_equal(plan.identity, identity):
+            plan = self._plans[key] = _make_plan(params, columns, identity)
+
+        slow = plan.slow
+        contiguous = [g.flags.c_contiguous for g in grads]
+        if not all(contiguous):
+            slow = sorted({*slow, *(i for i, c in enumerate(contiguous) if not c)})
+        for part in plan.parts:
+            _run_part(rule, active, part, h, grads, contiguous)
+        for i in slow:
+            step_arrays(rule, params[i], grads[i], [c[i] if c is not None else None
+                                                    for c in columns], h)
+
+
+def _run_part(rule, active, part: _Part, h, grads, contiguous) -> None:
+    blocks = part.blocks
+    if part.everyone:
+        members = grads
+    else:
+        members = [grads[i] for i in part.members]
+    part.pointers[:, 1] = data_addresses(members, len(part.members))
+    if not all(contiguous[i] for i in part.members):
+        rows = np.array([contiguous[i] for i in part.members])
+        blocks = blocks[rows[blocks[:, 0]]]
+    if len(blocks) == 0:
+        return
+    kernel = kernel_for(rule, active)
+    with _LAUNCH:
+        kernel(part.pointers, blocks, coefficients_as(h, part.dtype), part.like)
+
+
+def _make_plan(params, columns, identity) -> _Plan:
+    used = [c for c in columns if c is not None]
+    fusable: dict[np.dtype, list[int]] = {}
+    slow = []
+    for i, p in enumerate(params):
+        arrays = [p, *(c[i] for c in used)]
+        if all(a.flags.c_contiguous and a.dtype == p.dtype for a in arrays):
+            fusable.setdefault(p.dtype, []).append(i)
+        else:
+            slow.append(i)
+    parts = []
+    for dtype, members in fusable.items():
+        pointers = np.empty((len(members), COLUMNS), np.int64)
+        for row, i in enumerate(members):
+            # The data address of an array we hold does not change (short of ndarray.resize
+            # with refcheck=False, which NumPy documents as unsafe). Columns a rule does not
+            # use point at the parameter and are never read: the kernel's flags are constants.
+            here = params[i].ctypes.data
+            state = [c[i].ctypes.data if c is not None else here for c in columns]
+            pointers[row] = [here, here, *state, *[here] * (COLUMNS - 2 - len(state))]
+        sizes = np.array([params[i].size for i in members], np.int64)
+        parts.append(_Part(
+            dtype=np.dtype(dtype),
+            members=np.array(members, np.intp),
+            pointers=pointers,
+            blocks=_cut(sizes),
+            like=np.zeros(1, dtype),
+            everyone=len(members) == len(params),
+        ))
+    active = tuple(c is not None for c in columns)
+    return _Plan(active, identity, (list(params), [list(c) for c in used]), parts, slow)
+
+
+def _cut(sizes: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """Blocks ``(member, first, count)`` of at most ``block`` elements covering every array."""
+    per_member = -(-sizes // block)
+    member = np.repeat(np.arange(len(sizes)), per_member)
+    first_block = np.cumsum(per_member) - per_member
+    first = (np.arange(len(member)) - np.repeat(first_block, per_member)) * block
+    count = np.minimum(block, sizes[member] - first)
+    return np.stack([member, first, count], axis=1).astype(np.int64)

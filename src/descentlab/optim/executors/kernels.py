@@ -1,0 +1,116 @@
+"""The compiled loops of the fused executor: each rule's update, inlined into one parallel pass.
+
+A kernel steps a whole batch of parameters in one call. It receives
+
+- ``pointers``: int64 ``(members, 5)``, the data addresses of each member's parameter,
+  gradient and up to three state arrays (columns a rule does not use repeat the parameter's
+  address and are never read);
+- ``blocks``: int64 ``(blocks, 3)``, rows ``(member, first element, element count)``: the work,
+  cut so that big arrays are shared between threads and small ones cost one row each;
+- ``h``: the rule's per-step coefficients, floats already of the arrays' dtype;
+- ``like``: a one-element zero array of that dtype (it fixes the element type).
+
+Every element is read once and written once, in registers; nothing is allocated. The rule's
+flags that choose which state arrays exist are compile-time constants (one kernel per
+combination), so the inner loop holds no test for them and vectorises.
+
+Kernels are compiled on first use and kept in Numba's on-disk cache, so a second process loads
+them instead of compiling. Numba's cache does not notice an edited rule in another file, so the
+source of every element function is part of each kernel's cache key (``_FINGERPRINT``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable
+
+import numba
+import numpy as np
+from numba.extending import register_jitable
+
+from ..rules import Rule
+from ..rules._base import ELEMENTWISE
+from .addresses import address_as_pointer
+
+MAX_ARRAYS = 3  # the most state arrays any rule keeps (Adam with AMSGrad, RMSprop)
+COLUMNS = 2 + MAX_ARRAYS
+
+for _function in ELEMENTWISE:
+    register_jitable(_function)
+
+_FINGERPRINT = hashlib.sha256(
+    "".join(inspect.getsource(f) for f in ELEMENTWISE).encode()
+).hexdigest()
+
+_KERNELS: dict[tuple[str, tuple[bool, ...]], Callable] = {}
+
+
+def kernel_for(rule: Rule, active: tuple[bool, ...]) -> Callable:
+    """The kernel for ``rule`` with the state arrays flagged in ``active`` in use."""
+    key = (rule.name, active)
+    if key not in _KERNELS:
+        _KERNELS[key] = _make_kernel(rule.update, len(rule.arrays), active, _FINGERPRINT)
+    return _KERNELS[key]
+
+
+@numba.njit(inline="always")
+def _view(address, count, like):
+    return numba.carray(address_as_pointer(address, like), count)
+
+
+def _make_kernel(update: Callable, n: int, active: tuple[bool, ...], fingerprint: str):
+    # The closure's variables are constants to Numba: branches on them are removed at compile
+    # time, and they are part of the on-disk cache key.
+    a0, a1, a2 = (*active, False, False, False)[:MAX_ARRAYS]
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def kernel(pointers, blocks, h, like):
+        fingerprint  # noqa: B018 - referenced so that it is part of the cache key
+        zero = like[0]
+        itemsize = like.itemsize
+        for b in numba.prange(blocks.shape[0]):
+            k = blocks[b, 0]
+            skip = blocks[b, 1] * itemsize
+            count = blocks[b, 2]
+            p = _view(pointers[k, 0] + skip, count, like)
+            g = _view(pointers[k, 1] + skip, count, like)
+            s0 = _view(pointers[k, 2] + skip, count, like)
+            s1 = _view(pointers[k, 3] + skip, count, like)
+            s2 = _view(pointers[k, 4] + skip, count, like)
+            for i in range(count):
+                x0 = s0[i] if a0 else zero
+                x1 = s1[i] if a1 else zero
+                x2 = s2[i] if a2 else zero
+                if n == 1:
+                    p[i], x0 = update(p[i], g[i], x0, h)
+                elif n == 2:
+                    p[i], x0, x1 = update(p[i], g[i], x0, x1, h)
+                else:
+                    p[i], x0, x1, x2 = update(p[i], g[i], x0, x1, x2, h)
+                if a0:
+                    s0[i] = x0
+                if a1:
+                    s1[i] = x1
+                if a2:
+                    s2[i] = x2
+
+    return kernel
+
+
+def coefficients_as(h, dtype: np.dtype):
+    """``h`` with its floats converted to ``dtype``; flags left as they are.
+
+    NumPy computes ``float32_array * python_float`` in float32 (the float is cast first); doing
+    the same here keeps the kernel's rounding equal to the array-wise reference's.
+    """
+    scalar = dtype.type
+
+    def convert(value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, float):
+            return scalar(value)
+        raise TypeError(f"coefficient {value!r} of type {type(value).__name__} is not supported")
+
+    return type(h)(*(convert(v) for v in h))
