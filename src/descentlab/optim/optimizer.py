@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
 import numpy as np
@@ -108,8 +109,7 @@ class Optimizer:
         the state are as they were.
         """
         params = self._params()
-        # a NumPy scalar (what np.sum returns) is accepted as the gradient of a 0-d parameter
-        grads = [np.asarray(g) if isinstance(g, np.generic) else g for g in grads]
+        grads = list(grads)
         if len(grads) != len(params):
             raise ValueError(
                 f"step() got {len(grads)} gradients for {len(params)} parameters; pass one per "
@@ -117,50 +117,70 @@ class Optimizer:
             )
         for group in self.param_groups:
             self.rule.check(group)
-        for index, (p, g) in enumerate(zip(params, grads, strict=True)):
-            if g is not None and (
-                type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype
-            ):
-                _check_grad(p, g, index)
+        all_present = _plainly_valid(params, grads)
+        if not all_present:
+            for index, (p, g) in enumerate(zip(params, grads, strict=True)):
+                if g is not None:
+                    grads[index] = _checked_grad(p, g, index)
 
         first = 0
         for number, group in enumerate(self.param_groups):
             count = len(group["params"])
-            self._step_group(number, group, first, grads[first : first + count])
+            self._step_group(number, group, first, grads[first : first + count], all_present)
             first += count
 
-    def _step_group(self, number: int, group: dict[str, Any], first: int, grads: list) -> None:
+    def _step_group(
+        self, number: int, group: dict[str, Any], first: int, grads: list, all_present: bool
+    ) -> None:
         """Step the parameters of group ``number`` (positions from ``first``) that have a
         gradient: the ones whose scalar state agrees share one call to the executor."""
         rule = self.rule
-        members = [i for i, g in enumerate(grads) if g is not None]
+        members = (
+            range(len(grads)) if all_present else [i for i, g in enumerate(grads) if g is not None]
+        )
         if not members:
             return
-        states = [self.state.get(first + i) or dict(rule.scalars) for i in members]
+        everyone = len(members) == len(grads)
+        params = group["params"] if everyone else [group["params"][i] for i in members]
+        grads = grads if everyone else [grads[i] for i in members]
+        states = list(map(self.state.get, range(first, first + len(grads)))) if everyone else [
+            self.state.get(first + i) for i in members
+        ]
         active = frozenset(rule.active_arrays(group))
+
+        columns = _uniform_columns(states, rule, active)
+        if columns is not None:  # the usual case: one batch, no state to create
+            h = self._advance(group, states, states[0] if states[0] is not None else {})
+            self.executor.run(rule, h, (number, 0), params, grads, columns)
+            return
+
+        states = [s if s is not None else dict(rule.scalars) for s in states]
         for bucket, rows in enumerate(_agreeing(states, tuple(rule.scalars), active)):
-            # what the rule's coefficients may read (scalars, which arrays exist) is the same
-            # in every state of the bucket: compute them once, on a copy, and copy the result
-            scratch = dict(states[rows[0]])
-            h = rule.coefficients(group, scratch)
-            advanced = {name: scratch[name] for name in rule.scalars}
             bucket_states = [states[r] for r in rows]
-            for state in bucket_states:
-                state.update(advanced)
-            if not active <= scratch.keys():
-                p_of = group["params"]
-                for r, state in zip(rows, bucket_states, strict=True):
-                    self._create_arrays(state, p_of[members[r]], group)
-            params = [group["params"][members[r]] for r in rows]
+            h = self._advance(group, bucket_states, bucket_states[0])
+            for r, state in zip(rows, bucket_states, strict=True):
+                self._create_arrays(state, params[r], group)
             columns = [
                 [state[name] for state in bucket_states] if name in active else None
                 for name in rule.arrays
             ]
-            self.executor.run(rule, h, (number, bucket), params,
-                              [grads[members[r]] for r in rows], columns)
+            self.executor.run(rule, h, (number, 1 + bucket), [params[r] for r in rows],
+                              [grads[r] for r in rows], columns)
             for r, state in zip(rows, bucket_states, strict=True):
                 if state:  # plain SGD keeps no state at all, as in torch
                     self.state[first + members[r]] = state
+
+    def _advance(self, group: Mapping[str, Any], states: list[dict], model: dict) -> Any:
+        """This step's coefficients for ``states``, which agree with ``model`` on everything
+        the rule's coefficients read; advances their scalar state (the step count)."""
+        scratch = dict(model)
+        h = self.rule.coefficients(group, scratch)
+        if self.rule.scalars:
+            for name in self.rule.scalars:
+                value = scratch[name]
+                for state in states:
+                    state[name] = value
+        return h
 
     def _create_arrays(self, state: dict[str, Any], p: np.ndarray, group: Mapping) -> None:
         fill = self.rule.fill(group) if self.rule.fill is not None else {}
@@ -261,6 +281,28 @@ class Optimizer:
         return "\n".join(lines)
 
 
+def _uniform_columns(
+    states: Sequence[dict | None], rule: Rule, active: Collection[str]
+) -> list[list[np.ndarray] | None] | None:
+    """The state arrays, one column per name of ``rule.arrays`` (None if inactive), when every
+    state exists with the same scalars and all active arrays; None otherwise."""
+    if not rule.scalars and not active:  # plain SGD: no state at all
+        return [None] * len(rule.arrays)
+    if None in states:
+        return None
+    if rule.scalars:
+        values = list(map(itemgetter(*rule.scalars), states))
+        if values.count(values[0]) != len(values):
+            return None
+    try:
+        return [
+            list(map(itemgetter(name), states)) if name in active else None
+            for name in rule.arrays
+        ]
+    except KeyError:  # an array to create first
+        return None
+
+
 def _agreeing(
     states: Sequence[Mapping[str, Any]], scalars: tuple[str, ...], active: Collection[str]
 ) -> list[list[int]]:
@@ -312,10 +354,32 @@ def _refuse_shared_params(groups: Sequence[Mapping[str, Any]]) -> None:
             seen.add(id(p))
 
 
-def _check_grad(p: np.ndarray, g: Any, index: int) -> None:
+_SHAPE = attrgetter("shape")
+_DTYPE = attrgetter("dtype")
+
+
+def _plainly_valid(params: list[np.ndarray], grads: list[Any]) -> bool:
+    """True when every gradient is an ndarray of its parameter's shape and dtype, checked
+    without a Python loop (stepping many small arrays must not pay per-array overhead)."""
+    try:
+        return (
+            set(map(type, grads)) == {np.ndarray}
+            and list(map(_SHAPE, grads)) == list(map(_SHAPE, params))
+            and list(map(_DTYPE, grads)) == list(map(_DTYPE, params))
+        )
+    except Exception:  # noqa: BLE001 - anything odd goes to the careful check
+        return False
+
+
+def _checked_grad(p: np.ndarray, g: Any, index: int) -> np.ndarray:
+    """``g`` if it is a valid gradient for ``p``; a NumPy scalar (what ``np.sum`` returns) is
+    accepted for a 0-d parameter."""
+    if isinstance(g, np.generic):
+        g = np.asarray(g)
     if not isinstance(g, np.ndarray):
         raise TypeError(f"gradient {index} is a {type(g).__name__}, not a NumPy array")
     if g.shape != p.shape:
         raise ValueError(f"gradient {index} has shape {g.shape}; its parameter has {p.shape}")
     if g.dtype != p.dtype:
         raise ValueError(f"gradient {index} has dtype {g.dtype}; its parameter has {p.dtype}")
+    return g

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from operator import is_
 from typing import NamedTuple
 
 import numpy as np
@@ -46,16 +46,28 @@ class _Part:
     pointers: np.ndarray  # (members, COLUMNS): column 1 (the gradient) is filled at each call
     blocks: np.ndarray  # (blocks, 3): member row in ``pointers``, first element, count
     like: np.ndarray  # np.zeros(1, dtype)
+    active: tuple[bool, ...]  # which of the rule's state arrays are in use
     everyone: bool  # members are the whole batch, in order
 
 
 @dataclass
 class _Plan:
-    active: tuple[bool, ...]
-    identity: np.ndarray  # ids of the parameters and active state arrays, in order
-    keep: tuple  # the arrays themselves, so that their ids stay theirs
+    params: list[np.ndarray]
+    columns: list[list[np.ndarray] | None]  # as in ``Fused.run``
     parts: list[_Part]
     slow: list[int]  # members stepped array-wise (not contiguous)
+
+    def holds(self, params, columns) -> bool:
+        """Whether this plan was made for exactly these arrays (identity, not equality)."""
+        if len(params) != len(self.params) or len(columns) != len(self.columns):
+            return False
+        for mine, theirs in zip([self.params, *self.columns], [params, *columns], strict=True):
+            if mine is None or theirs is None:
+                if mine is not theirs:
+                    return False
+            elif len(mine) != len(theirs) or not all(map(is_, mine, theirs)):
+                return False
+        return True
 
 
 class Fused:
@@ -76,27 +88,22 @@ class Fused:
         columns: Sequence[Sequence[np.ndarray] | None],
     ) -> None:
         """Step ``params`` (all sharing the coefficients ``h``); see ``executors.Executor``."""
-        active = tuple(c is not None for c in columns)
-        used = [c for c in columns if c is not None]
-        count = len(params) * (1 + len(used))
-        identity = np.fromiter(chain(map(id, params), *(map(id, c) for c in used)),
-                               np.int64, count)
         plan = self._plans.get(key)
-        if plan is None or plan.active != active or not np.array_equal(plan.identity, identity):
-            plan = self._plans[key] = _make_plan(params, columns, identity)
+        if plan is None or not plan.holds(params, columns):
+            plan = self._plans[key] = _make_plan(params, columns)
 
         slow = plan.slow
         contiguous = [g.flags.c_contiguous for g in grads]
         if not all(contiguous):
             slow = sorted({*slow, *(i for i, c in enumerate(contiguous) if not c)})
         for part in plan.parts:
-            _run_part(rule, active, part, h, grads, contiguous)
+            _run_part(rule, part, h, grads, contiguous)
         for i in slow:
             step_arrays(rule, params[i], grads[i], [c[i] if c is not None else None
                                                     for c in columns], h)
 
 
-def _run_part(rule, active, part: _Part, h, grads, contiguous) -> None:
+def _run_part(rule, part: _Part, h, grads, contiguous) -> None:
     blocks = part.blocks
     if part.everyone:
         members = grads
@@ -108,12 +115,12 @@ def _run_part(rule, active, part: _Part, h, grads, contiguous) -> None:
         blocks = blocks[rows[blocks[:, 0]]]
     if len(blocks) == 0:
         return
-    kernel = kernel_for(rule, active)
+    kernel = kernel_for(rule, part.active)
     with _LAUNCH:
         kernel(part.pointers, blocks, coefficients_as(h, part.dtype), part.like)
 
 
-def _make_plan(params, columns, identity) -> _Plan:
+def _make_plan(params, columns) -> _Plan:
     used = [c for c in columns if c is not None]
     fusable: dict[np.dtype, list[int]] = {}
     slow = []
@@ -141,9 +148,11 @@ def _make_plan(params, columns, identity) -> _Plan:
             blocks=_cut(sizes),
             like=np.zeros(1, dtype),
             everyone=len(members) == len(params),
+            active=tuple(c is not None for c in columns),
         ))
-    active = tuple(c is not None for c in columns)
-    return _Plan(active, identity, (list(params), [list(c) for c in used]), parts, slow)
+    # the plan keeps the arrays themselves: their data addresses stay valid while it lives
+    return _Plan(list(params), [list(c) if c is not None else None for c in columns], parts,
+                 slow)
 
 
 def _cut(sizes: np.ndarray, block: int = BLOCK) -> np.ndarray:

@@ -1,0 +1,211 @@
+"""The fused executor against the array-wise reference, and the properties it promises.
+
+The array-wise executor is checked against torch.optim (test_against_torch.py); here the fused
+one must give the same numbers over the whole configuration table, whatever the layout of the
+arrays and the number of threads, without allocating memory in proportion to the parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tracemalloc
+
+import numba
+import numpy as np
+import pytest
+from conftest import max_relative_difference
+from optim_cases import CASES
+from trajectories import descentlab_trajectory
+
+import descentlab.optim as optim
+from descentlab.optim.executors import addresses, fused
+
+TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
+DTYPES = list(TOLERANCE)
+
+
+def _case_ids(cases):
+    return [c.name for c in cases]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("case", CASES, ids=_case_ids(CASES))
+def test_fused_equals_arraywise_over_the_table(case, dtype):
+    """Every configuration, with None gradients, a 0-d and a size-0 parameter (the table's)."""
+    ours = descentlab_trajectory(case, dtype, executor="fused")
+    ref = descentlab_trajectory(case, dtype, executor="arraywise")
+    assert ours.keys() == ref.keys()
+    for key, expected in ref.items():
+        if key.endswith("/step"):
+            np.testing.assert_array_equal(ours[key], expected, err_msg=key)
+            continue
+        err = max_relative_difference(ours[key], expected)
+        assert err <= TOLERANCE[dtype], f"{case.name} {key}: {err:.3g}"
+
+
+def _run(cls, params, grads_seq, executor, **kwargs):
+    params = [p.copy() for p in params]
+    opt = cls(params, executor=executor, **kwargs)
+    for grads in grads_seq:
+        opt.step(grads)
+    return params, opt
+
+
+def _grads(rng, params, steps=4):
+    return [[rng.standard_normal(p.shape).astype(p.dtype) for p in params] for _ in range(steps)]
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_many_arrays_of_mixed_sizes_and_dtypes_in_one_group(name):
+    """One group mixing float32 and float64 arrays of sizes around the block boundary."""
+    rng = np.random.default_rng(1)
+    sizes = [1, 7, fused.BLOCK - 1, fused.BLOCK, fused.BLOCK + 1, 3 * fused.BLOCK + 5, 0, 100]
+    params = [rng.standard_normal(n).astype(np.float32 if i % 2 else np.float64)
+              for i, n in enumerate(sizes)]
+    grads = _grads(rng, params)
+    ours, opt = _run(optim.OPTIMIZERS[name], params, grads, "fused")
+    ref, _ = _run(optim.OPTIMIZERS[name], params, grads, "arraywise")
+    (plan,) = opt.executor._plans.values()  # one batch, both dtypes fused, nothing left over
+    assert sorted(part.dtype.name for part in plan.parts) == ["float32", "float64"]
+    assert plan.slow == []
+    for a, b in zip(ours, ref, strict=True):
+        assert max_relative_difference(a, b) <= TOLERANCE[a.dtype], name
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_non_contiguous_arrays_are_handled(name):
+    """Strided and transposed parameters and gradients give the reference's numbers."""
+    rng = np.random.default_rng(2)
+    # a parameter that is not C-contiguous (Fortran order), then ordinary ones
+    params = [np.asfortranarray(rng.standard_normal((6, 4))), rng.standard_normal((5, 4)),
+              rng.standard_normal(9)]
+    grads = []
+    for _ in range(4):
+        g0 = rng.standard_normal(params[0].shape)
+        g1 = rng.standard_normal((4, 5)).T  # a transposed gradient
+        g2 = rng.standard_normal(18)[::2]  # a strided gradient
+        grads.append([g0, g1, g2])
+    kwargs = {"momentum": 0.9} if name == "SGD" else {}
+    ours, opt = _run(optim.OPTIMIZERS[name], params, grads, "fused", **kwargs)
+    ref, _ = _run(optim.OPTIMIZERS[name], params, grads, "arraywise", **kwargs)
+    (plan,) = opt.executor._plans.values()
+    assert plan.slow == [0] and plan.parts[0].members.tolist() == [1, 2]
+    assert not params[0].flags.c_contiguous
+    assert not (grads[0][1].flags.c_contiguous or grads[0][2].flags.c_contiguous)
+    for a, b in zip(ours, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", ["Adam", "Adadelta", "Lion"])
+def test_results_do_not_depend_on_the_number_of_threads(name):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.fail("Numba sees one thread; this test needs two (set NUMBA_NUM_THREADS=2)")
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(n).astype(np.float32) for n in (5 * fused.BLOCK + 3, 17, 4096)]
+    grads = _grads(rng, params, steps=3)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(_run(optim.OPTIMIZERS[name], params, grads, "fused")[0])
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results, strict=True):
+        assert one.tobytes() == two.tobytes()
+
+
+def test_a_step_allocates_almost_nothing():
+    """Peak extra memory of a step: at most 1 % of the parameters' size (tracemalloc)."""
+    rng = np.random.default_rng(4)
+    params = [rng.standard_normal(n).astype(np.float32) for n in (1 << 20, 1000, 1 << 18)]
+    grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+    opt = optim.Adam(params, amsgrad=True)
+    opt.step(grads)  # creates the state (that is state, not step overhead) and compiles
+    opt.step(grads)
+    size = sum(p.nbytes for p in params)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start, _ = tracemalloc.get_traced_memory()
+        opt.step(grads)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start <= 0.01 * size, f"{peak - start} bytes for {size} bytes of parameters"
+
+
+def test_the_arraywise_reference_does_allocate():
+    """The measurement above can fail: the array-wise reference allocates temporaries."""
+    p = np.zeros(1 << 18, np.float32)
+    opt = optim.Adam([p], executor="arraywise")
+    opt.step([np.ones_like(p)])
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        opt.step([np.ones_like(p)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start > 0.01 * p.nbytes
+
+
+def test_replaced_arrays_are_noticed():
+    """A plan remembers arrays; replacing a state array or a parameter makes a new one."""
+    p = np.ones(10)
+    opt = optim.SGD([p], lr=0.5, momentum=0.9)
+    opt.step([np.ones(10)])
+    fresh = np.zeros(10)
+    opt.state[0]["momentum_buffer"] = fresh
+    opt.step([np.ones(10)])
+    np.testing.assert_array_equal(fresh, np.ones(10))  # b = 0.9 * 0 + 1
+    q = np.ones(10)
+    opt.param_groups[0]["params"][0] = q
+    opt.step([np.ones(10)])
+    assert q[0] != 1.0 and p[0] == 0.0  # p got the two steps before it was replaced
+
+
+def test_load_state_dict_then_step_uses_the_loaded_arrays():
+    p = np.ones(4, np.float32)
+    opt = optim.Adam([p])
+    opt.step([np.ones(4, np.float32)])
+    saved = opt.state_dict()
+    opt.step([np.ones(4, np.float32)])
+    opt.load_state_dict(saved)
+    after_load = p.copy()
+    opt.step([np.ones(4, np.float32)])
+    ref_p = after_load.copy()
+    ref = optim.Adam([ref_p], executor="arraywise")
+    ref.load_state_dict(saved)
+    ref.step([np.ones(4, np.float32)])
+    np.testing.assert_array_equal(p, ref_p)
+
+
+def test_unknown_executor_is_refused():
+    with pytest.raises(ValueError, match="unknown executor 'gpu'.*fused, arraywise"):
+        optim.Adam([np.ones(2)], executor="gpu")
+
+
+def test_data_addresses_are_numpys():
+    arrays = [np.zeros(3), np.zeros((4, 5))[1:], np.zeros(0, np.float32), np.zeros(())]
+    expected = [a.ctypes.data for a in arrays]
+    assert addresses.DATA_OFFSET is not None  # the fast path is the one in use here
+    assert addresses.data_addresses(arrays, len(arrays)).tolist() == expected
+
+
+def test_a_second_process_loads_kernels_from_the_cache(tmp_path):
+    """Numba's on-disk cache: the second process compiles nothing."""
+    script = (
+        "import numpy as np, descentlab.optim as o\n"
+        "from descentlab.optim.executors import kernels\n"
+        "p = np.ones(3, np.float32); o.Adamax([p]).step([np.ones(3, np.float32)])\n"
+        "(k,) = kernels._KERNELS.values()\n"
+        "print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert runs[0] == ["0", "1"], runs  # compiled and stored
+    assert runs[1] == ["1", "0"], runs  # loaded
