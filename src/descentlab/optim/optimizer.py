@@ -164,7 +164,7 @@ class Optimizer:
                 [state[name] for state in bucket_states] if name in active else None
                 for name in rule.arrays
             ]
-            self.executor.run(rule, h, (number, 1 + bucket), [params[r] for r in rows],
+            self.executor.run(rule, h, (number, bucket), [params[r] for r in rows],
                               [grads[r] for r in rows], columns)
             for r, state in zip(rows, bucket_states, strict=True):
                 if state:  # plain SGD keeps no state at all, as in torch
@@ -271,6 +271,7 @@ class Optimizer:
 
         self.param_groups = new_groups
         self.state = new_state
+        self.executor.forget()  # let go of the replaced arrays
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

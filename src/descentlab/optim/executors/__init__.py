@@ -7,7 +7,8 @@ An executor has a ``name`` and a method
 which updates ``params`` and their state in place: ``h`` is the rule's coefficients for this
 step, ``columns`` has one entry per name in ``rule.arrays`` (the list of that state array for
 every parameter, or None when the group's options do not use it), and ``key`` names the batch
-so that an executor may keep a plan from one step to the next.
+so that an executor may keep a plan from one step to the next; and ``forget()``, which drops
+such plans (the optimizer calls it when it replaces its state).
 
 - ``"fused"`` (the default): each rule compiled with Numba into one multithreaded pass.
 - ``"arraywise"``: the readable reference, NumPy on whole arrays.

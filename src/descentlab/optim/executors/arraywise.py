@@ -34,6 +34,9 @@ class ArrayWise:
 
     name = "arraywise"
 
+    def forget(self) -> None:
+        """Nothing is remembered between steps."""
+
     def run(
         self,
         rule: Rule,

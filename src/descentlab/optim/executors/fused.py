@@ -78,6 +78,10 @@ class Fused:
     def __init__(self) -> None:
         self._plans: dict[Hashable, _Plan] = {}
 
+    def forget(self) -> None:
+        """Drop every plan (and the references to arrays it holds)."""
+        self._plans.clear()
+
     def run(
         self,
         rule: Rule,
