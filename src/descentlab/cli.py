@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -39,6 +40,50 @@ def _optimizers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    if args.cold:
+        # Numba reads its cache folder when it is imported: point it at an empty one first,
+        # so that "first call" is a real compilation
+        import tempfile
+
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="descentlab-numba-")
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import BenchSettings, render, run
+
+    settings = BenchSettings(
+        optimizers=args.optimizers, size=args.size, dtype=args.dtype, repeats=args.repeats,
+        warmup=args.warmup, many=tuple(args.many), threads=args.threads, torch=not args.no_torch)
+    try:
+        settings.check()
+    except ValueError as exc:
+        print(f"descentlab bench: {exc}", file=sys.stderr)
+        return 2
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description:>14}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        result = run(settings, progress)
+    out = Console()
+    if not out.is_terminal:  # a file or a pipe: do not squeeze the table into 80 columns
+        out = Console(width=200)
+    out.print(render(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+def _many(text: str) -> list[int]:
+    try:
+        count, size = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected COUNTxSIZE such as 1000x4096, got {text!r}") from None
+    return [count, size]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="descentlab",
@@ -52,6 +97,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="List every optimizer in descentlab.optim with its default hyperparameters.")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=_optimizers)
+
+    bench = commands.add_parser(
+        "bench", help="time optimizer steps against memory bandwidth and torch.optim",
+        description="Time one step of each optimizer on this machine: first-call (compile) "
+                    "time, median step time, bytes moved, GB/s and the percentage of the "
+                    "memory-bandwidth floor (a STREAM triad measured in the same run); the "
+                    "many-small-arrays case against one array of the same total size; and, "
+                    "when torch is installed, torch.optim's single-tensor, foreach and fused "
+                    "steps side by side.")
+    bench.add_argument("optimizers", nargs="*", metavar="OPTIMIZER",
+                       help="optimizers to measure (default: all); e.g. Adam RMSprop")
+    bench.add_argument("--size", type=int, default=2**25,
+                       help="elements of the parameter (default: 2**25 = 33554432)")
+    bench.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    bench.add_argument("--repeats", type=int, default=10, help="timed steps (default: 10)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
+    bench.add_argument("--many", type=_many, default=[1000, 4096], metavar="COUNTxSIZE",
+                       help="the many-small-arrays case (default: 1000x4096)")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="threads for descentlab and torch (default: all cores)")
+    bench.add_argument("--no-torch", action="store_true",
+                       help="do not measure torch.optim even if it is installed")
+    bench.add_argument("--cold", action="store_true",
+                       help="compile from scratch (an empty Numba cache) so that 'first call' "
+                            "is the compilation time")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    bench.set_defaults(run=_bench)
     return parser
 
 

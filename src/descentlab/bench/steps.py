@@ -1,0 +1,85 @@
+"""Timing optimizer steps: descentlab's fused executor, and torch.optim's implementations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..optim import OPTIMIZERS
+from .configs import TORCH_FUSED, Config
+
+
+@dataclass
+class Timing:
+    median_s: float
+    times_s: list[float]
+
+
+def median_time(step: Callable[[], None], repeats: int, warmup: int) -> Timing:
+    """Median wall time of ``step`` over ``repeats`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return Timing(float(np.median(times)), times)
+
+
+def arrays(sizes: list[int], dtype: np.dtype, seed: int) -> tuple[list, list]:
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    return params, grads
+
+
+def first_call(config: Config, dtype: np.dtype) -> tuple[float, str]:
+    """Seconds of the first step in this process (compiling, or loading Numba's cache), on a
+    tiny array so that the step itself costs nothing; and which of the two it was."""
+    from ..optim.executors import kernels
+
+    before = dict(kernels._KERNELS)
+    p = np.zeros(8, dtype)
+    opt = OPTIMIZERS[config.algorithm]([p], **config.kwargs)
+    start = time.perf_counter()
+    opt.step([np.ones_like(p)])
+    seconds = time.perf_counter() - start
+    new = [k for key, k in kernels._KERNELS.items() if key not in before]
+    if not new:
+        return seconds, "in memory"
+    hits = sum(sum(k.stats.cache_hits.values()) for k in new)
+    return seconds, "cache" if hits else "compiled"
+
+
+def descentlab_step(config: Config, sizes: list[int], dtype: np.dtype,
+                    repeats: int, warmup: int) -> Timing:
+    params, grads = arrays(sizes, dtype, seed=0)
+    opt = OPTIMIZERS[config.algorithm](params, **config.kwargs)
+    return median_time(lambda: opt.step(grads), repeats, warmup)
+
+
+def torch_steps(config: Config, size: int, dtype: np.dtype,
+                repeats: int, warmup: int) -> dict[str, Timing | None]:
+    """torch.optim's single-tensor, foreach and fused step times (None where torch lacks it)."""
+    import torch
+
+    cls = getattr(torch.optim, config.algorithm, None)
+    if cls is None:  # Lion
+        return {"single": None, "foreach": None, "fused": None}
+    (p,), (g,) = arrays([size], dtype, seed=0)
+    out: dict[str, Timing | None] = {}
+    for flavour, flags in (("single", {"foreach": False}), ("foreach", {"foreach": True}),
+                           ("fused", {"fused": True})):
+        if flavour == "fused" and config.algorithm not in TORCH_FUSED:
+            out[flavour] = None
+            continue
+        param = torch.nn.Parameter(torch.from_numpy(p.copy()))
+        param.grad = torch.from_numpy(g.copy())
+        opt = cls([param], **config.kwargs, **flags)
+        out[flavour] = median_time(opt.step, repeats, warmup)
+        del opt, param
+    return out

@@ -1,0 +1,36 @@
+"""The memory-bandwidth floor: a STREAM triad measured in the same process as the steps.
+
+The triad ``c = a + s·b`` over three distinct arrays moves 3 × itemsize bytes per element
+(McCalpin's STREAM counts it so; the write-allocate read of ``c`` is not counted). An
+optimizer step moves ``bytes_per_element`` (see ``steps.bytes_per_element``) and its floor is
+that divided by the triad's bandwidth. Measured with the same threads as the steps.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _triad(a, b, c, s):
+    for i in numba.prange(a.size):
+        c[i] = a[i] + s * b[i]
+
+
+def triad_bandwidth(size: int, dtype: np.dtype, repeats: int, warmup: int = 2) -> float:
+    """Bytes per second of the triad over arrays of ``size`` elements (median of repeats)."""
+    rng = np.random.default_rng(0)
+    a = rng.random(size).astype(dtype)
+    b = rng.random(size).astype(dtype)
+    c = np.zeros(size, dtype)
+    s = np.dtype(dtype).type(3.0)
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        _triad(a, b, c, s)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 3 * a.itemsize * size / float(np.median(times))

@@ -1,0 +1,92 @@
+"""``descentlab bench``: what it measures and how it reports it (not how fast anything is)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import require_torch
+
+from descentlab.bench.configs import CONFIGS, Config, select
+from descentlab.cli import main
+
+# DESIGN.md's bytes per fp32 parameter per step (read g, read and write θ and each state array)
+DESIGN_BYTES = {
+    "SGD": 12, "SGD+momentum": 20, "Adagrad": 20, "RMSprop": 20, "Lion": 20, "Adam": 28,
+    "AdamW": 28, "Adamax": 28, "NAdam": 28, "RAdam": 28, "Adadelta": 28,
+}
+
+
+def test_bytes_per_element_are_the_design_figures():
+    assert {c.label: c.bytes_per_element(np.dtype(np.float32)) for c in CONFIGS} == DESIGN_BYTES
+    amsgrad = Config("AMSGrad", "Adam", {"amsgrad": True})
+    assert amsgrad.bytes_per_element(np.dtype(np.float32)) == 36
+    assert amsgrad.bytes_per_element(np.dtype(np.float64)) == 72
+
+
+def test_select_by_label_or_algorithm_and_refuse_unknown_names():
+    assert [c.label for c in select(["adam", "Lion"])] == ["Adam", "Lion"]
+    assert [c.label for c in select(["SGD"])] == ["SGD", "SGD+momentum"]
+    with pytest.raises(ValueError, match="unknown optimizer Adamm"):
+        select(["Adamm"])
+
+
+def test_bench_writes_a_consistent_record(tmp_path, capsys):
+    require_torch()
+    out = tmp_path / "bench.json"
+    code = main(["bench", "Adam", "RMSprop", "--size", "5000", "--repeats", "2", "--warmup",
+                 "1", "--many", "3x100", "--threads", "1", "--json", str(out)])
+    assert code == 0
+    assert "triad floor" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["settings"]["size"] == 5000 and result["machine"]["threads"] == 1
+    assert [r["optimizer"] for r in result["rows"]] == ["RMSprop", "Adam"]
+    triad = result["triad_gb_per_s"] * 1e9
+    for row in result["rows"]:
+        seconds = row["step_ms"] / 1e3
+        moved = row["bytes_per_element"] * 5000
+        assert row["gb_per_s"] == pytest.approx(moved / seconds / 1e9)
+        assert row["floor_percent"] == pytest.approx(100 * moved / triad / seconds)
+        assert row["many_over_one"] == pytest.approx(row["many_ms"] / row["one_ms"])
+        assert row["first_call"] in ("compiled", "cache", "in memory")
+        torch_ms = row["torch_ms"]
+        assert torch_ms["single"] > 0 and torch_ms["foreach"] > 0
+        # torch.optim has a fused CPU Adam and no fused RMSprop
+        assert (torch_ms["fused"] is None) == (row["optimizer"] == "RMSprop")
+        for flavour, ratio in row["torch_over_descentlab"].items():
+            if ratio is not None:
+                assert ratio == pytest.approx(torch_ms[flavour] / row["step_ms"])
+
+
+def test_bench_without_torch_and_lion(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "Lion", "--size", "1000", "--repeats", "1", "--many", "2x10",
+                 "--no-torch", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["optimizer"] == "Lion" and "torch_ms" not in row
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "Adamm"], "unknown optimizer Adamm"),
+    (["bench", "--size", "0"], "--size must be at least 1"),
+    (["bench", "--threads", "0"], "--threads must be at least 1"),
+])
+def test_bench_refuses_bad_arguments_in_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bench_many_must_be_count_x_size(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--many", "1000"])
+    assert exit_info.value.code == 2
+    assert "expected COUNTxSIZE" in capsys.readouterr().err
+
+
+def test_bench_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert "STREAM triad" in capsys.readouterr().out
