@@ -57,6 +57,9 @@ def test_bench_writes_a_consistent_record(tmp_path, capsys):
         for flavour, ratio in row["torch_over_descentlab"].items():
             if ratio is not None:
                 assert ratio == pytest.approx(torch_ms[flavour] / row["step_ms"])
+        many = row["torch_many_over_one"]  # torch's best implementation on the same two cases
+        assert many["flavour"] == ("foreach" if row["optimizer"] == "RMSprop" else "fused")
+        assert many["ratio"] == pytest.approx(many["many_ms"] / many["one_ms"])
 
 
 def test_bench_without_torch_and_lion(tmp_path):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .configs import select
-from .steps import descentlab_step, first_call, torch_steps
+from .steps import descentlab_step, first_call, torch_best_flavour, torch_step, torch_steps
 from .stream import triad_bandwidth
 
 
@@ -86,6 +86,15 @@ def run(settings: BenchSettings, progress: Any = None) -> dict[str, Any]:
             row["torch_ms"] = {k: (t.median_s * 1e3 if t else None) for k, t in timings.items()}
             row["torch_over_descentlab"] = {
                 k: (t.median_s / step.median_s if t else None) for k, t in timings.items()}
+            best = torch_best_flavour(config)
+            if best is not None:
+                many_t = torch_step(config, [small] * count, dtype, best, settings.repeats,
+                                    settings.warmup)
+                one_t = torch_step(config, [small * count], dtype, best, settings.repeats,
+                                   settings.warmup)
+                row["torch_many_over_one"] = {
+                    "flavour": best, "many_ms": many_t.median_s * 1e3,
+                    "one_ms": one_t.median_s * 1e3, "ratio": many_t.median_s / one_t.median_s}
         rows.append(row)
     if progress:
         progress.update(task, advance=1, description="done")
@@ -152,7 +161,8 @@ def render(result: dict[str, Any]):
     for name in ("optimizer", "first call", "B/elem", "ms", "GB/s", "% floor", "many/one"):
         table.add_column(name, justify="left" if name == "optimizer" else "right")
     if has_torch:
-        for name in ("torch single", "foreach", "fused", "torch/ours (best)"):
+        for name in ("torch single", "foreach", "fused", "torch/ours (best)",
+                     "torch many/one"):
             table.add_column(name, justify="right")
     for r in result["rows"]:
         cells = [r["optimizer"], f"{r['first_call_s']:.2f} s ({r['first_call']})",
@@ -161,7 +171,9 @@ def render(result: dict[str, Any]):
         if has_torch:
             t = r["torch_ms"]
             best = min((v for v in t.values() if v is not None), default=None)
+            many = r.get("torch_many_over_one")
             cells += [_ms(t["single"]), _ms(t["foreach"]), _ms(t["fused"]),
-                      _ratio(best / r["step_ms"] if best is not None else None)]
+                      _ratio(best / r["step_ms"] if best is not None else None),
+                      f"{many['ratio']:.2f}x ({many['flavour']})" if many else "–"]
         table.add_row(*cells)
     return table

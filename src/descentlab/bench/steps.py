@@ -65,21 +65,37 @@ def descentlab_step(config: Config, sizes: list[int], dtype: np.dtype,
 def torch_steps(config: Config, size: int, dtype: np.dtype,
                 repeats: int, warmup: int) -> dict[str, Timing | None]:
     """torch.optim's single-tensor, foreach and fused step times (None where torch lacks it)."""
+    out: dict[str, Timing | None] = {}
+    for flavour in ("single", "foreach", "fused"):
+        out[flavour] = torch_step(config, [size], dtype, flavour, repeats, warmup)
+    return out
+
+
+def torch_best_flavour(config: Config) -> str | None:
+    """torch.optim's fastest CPU implementation of the algorithm (None: not in torch)."""
+    import torch
+
+    if getattr(torch.optim, config.algorithm, None) is None:
+        return None
+    return "fused" if config.algorithm in TORCH_FUSED else "foreach"
+
+
+def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str,
+               repeats: int, warmup: int) -> Timing | None:
+    """One torch.optim implementation ("single", "foreach" or "fused") over arrays of
+    ``sizes``; None where torch.optim does not have it."""
     import torch
 
     cls = getattr(torch.optim, config.algorithm, None)
-    if cls is None:  # Lion
-        return {"single": None, "foreach": None, "fused": None}
-    (p,), (g,) = arrays([size], dtype, seed=0)
-    out: dict[str, Timing | None] = {}
-    for flavour, flags in (("single", {"foreach": False}), ("foreach", {"foreach": True}),
-                           ("fused", {"fused": True})):
-        if flavour == "fused" and config.algorithm not in TORCH_FUSED:
-            out[flavour] = None
-            continue
-        param = torch.nn.Parameter(torch.from_numpy(p.copy()))
-        param.grad = torch.from_numpy(g.copy())
-        opt = cls([param], **config.kwargs, **flags)
-        out[flavour] = median_time(opt.step, repeats, warmup)
-        del opt, param
-    return out
+    if cls is None or (flavour == "fused" and config.algorithm not in TORCH_FUSED):
+        return None
+    flags = {"single": {"foreach": False}, "foreach": {"foreach": True},
+             "fused": {"fused": True}}[flavour]
+    params, grads = arrays(sizes, dtype, seed=0)
+    tensors = []
+    for p, g in zip(params, grads, strict=True):
+        tensor = torch.nn.Parameter(torch.from_numpy(p))
+        tensor.grad = torch.from_numpy(g)
+        tensors.append(tensor)
+    opt = cls(tensors, **config.kwargs, **flags)
+    return median_time(opt.step, repeats, warmup)
