@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .configs import select
-from .steps import descentlab_step, first_call, torch_best_flavour, torch_step, torch_steps
-from .stream import triad_bandwidth
+from .configs import Config, select
+from .steps import descentlab_step, first_call, interleaved, torch_best_flavour, torch_step
+from .stream import triad_bandwidth, triad_step
 
 
 @dataclass
@@ -53,7 +53,6 @@ def run(settings: BenchSettings, progress: Any = None) -> dict[str, Any]:
     torch = _torch(threads) if settings.torch else None
     dtype = np.dtype(settings.dtype)
     configs = select(settings.optimizers)
-    count, small = settings.many
 
     task = progress.add_task("triad", total=len(configs) + 1) if progress else None
     triad = triad_bandwidth(settings.size, dtype, settings.repeats)
@@ -61,41 +60,7 @@ def run(settings: BenchSettings, progress: Any = None) -> dict[str, Any]:
     for config in configs:
         if progress:
             progress.update(task, advance=1, description=config.label)
-        first_s, first_kind = first_call(config, dtype)
-        step = descentlab_step(config, [settings.size], dtype, settings.repeats, settings.warmup)
-        many = descentlab_step(config, [small] * count, dtype, settings.repeats, settings.warmup)
-        one = descentlab_step(config, [small * count], dtype, settings.repeats, settings.warmup)
-        moved = config.bytes_per_element(dtype) * settings.size
-        row: dict[str, Any] = {
-            "optimizer": config.label,
-            "algorithm": config.algorithm,
-            "kwargs": config.kwargs,
-            "bytes_per_element": config.bytes_per_element(dtype),
-            "first_call_s": first_s,
-            "first_call": first_kind,
-            "step_ms": step.median_s * 1e3,
-            "gb_per_s": moved / step.median_s / 1e9,
-            "floor_percent": 100 * (moved / triad) / step.median_s,
-            "many_ms": many.median_s * 1e3,
-            "one_ms": one.median_s * 1e3,
-            "many_over_one": many.median_s / one.median_s,
-        }
-        if torch is not None:
-            timings = torch_steps(config, settings.size, dtype, settings.repeats,
-                                  settings.warmup)
-            row["torch_ms"] = {k: (t.median_s * 1e3 if t else None) for k, t in timings.items()}
-            row["torch_over_descentlab"] = {
-                k: (t.median_s / step.median_s if t else None) for k, t in timings.items()}
-            best = torch_best_flavour(config)
-            if best is not None:
-                many_t = torch_step(config, [small] * count, dtype, best, settings.repeats,
-                                    settings.warmup)
-                one_t = torch_step(config, [small * count], dtype, best, settings.repeats,
-                                   settings.warmup)
-                row["torch_many_over_one"] = {
-                    "flavour": best, "many_ms": many_t.median_s * 1e3,
-                    "one_ms": one_t.median_s * 1e3, "ratio": many_t.median_s / one_t.median_s}
-        rows.append(row)
+        rows.append(_measure(config, settings, dtype, torch is not None))
     if progress:
         progress.update(task, advance=1, description="done")
     return {
@@ -104,6 +69,55 @@ def run(settings: BenchSettings, progress: Any = None) -> dict[str, Any]:
         "triad_gb_per_s": triad / 1e9,
         "rows": rows,
     }
+
+
+def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
+             with_torch: bool) -> dict[str, Any]:
+    first_s, first_kind = first_call(config, dtype)
+    flavours = ("single", "foreach", "fused") if with_torch else ()
+    # the large case: descentlab and each torch.optim implementation, timed in turns
+    triad_run, triad_bytes = triad_step(settings.size, dtype)
+    steps = {"triad": triad_run, "ours": descentlab_step(config, [settings.size], dtype)}
+    steps |= {f: torch_step(config, [settings.size], dtype, f) for f in flavours}
+    large = interleaved(steps, settings.repeats, settings.warmup)
+    del steps, triad_run  # free the large arrays before the next case
+    triad = triad_bytes / large["triad"].median_s
+    # many small arrays against one array of the same total size
+    count, small = settings.many
+    best = torch_best_flavour(config) if with_torch else None
+    steps = {"many": descentlab_step(config, [small] * count, dtype),
+             "one": descentlab_step(config, [small * count], dtype)}
+    if best is not None:
+        steps["torch many"] = torch_step(config, [small] * count, dtype, best)
+        steps["torch one"] = torch_step(config, [small * count], dtype, best)
+    split = interleaved(steps, settings.repeats, settings.warmup)
+
+    ours = large["ours"].median_s
+    moved = config.bytes_per_element(dtype) * settings.size
+    row: dict[str, Any] = {
+        "optimizer": config.label,
+        "algorithm": config.algorithm,
+        "kwargs": config.kwargs,
+        "bytes_per_element": config.bytes_per_element(dtype),
+        "first_call_s": first_s,
+        "first_call": first_kind,
+        "step_ms": ours * 1e3,
+        "gb_per_s": moved / ours / 1e9,
+        "triad_gb_per_s": triad / 1e9,
+        "floor_percent": 100 * (moved / triad) / ours,
+        "many_ms": split["many"].median_s * 1e3,
+        "one_ms": split["one"].median_s * 1e3,
+        "many_over_one": split["many"].median_s / split["one"].median_s,
+    }
+    if with_torch:
+        row["torch_ms"] = {f: (large[f].median_s * 1e3 if large[f] else None) for f in flavours}
+        row["torch_over_descentlab"] = {
+            f: (large[f].median_s / ours if large[f] else None) for f in flavours}
+        if best is not None:
+            many, one = split["torch many"].median_s, split["torch one"].median_s
+            row["torch_many_over_one"] = {"flavour": best, "many_ms": many * 1e3,
+                                          "one_ms": one * 1e3, "ratio": many / one}
+    return row
 
 
 def _torch(threads: int):
@@ -152,8 +166,9 @@ def render(result: dict[str, Any]):
     count, small = s["many"]
     table = Table(
         title=f"optimizer step, {s['size']:,} {s['dtype']} elements, {m['threads']} threads "
-              f"({m['cpu']}); triad floor {result['triad_gb_per_s']:.1f} GB/s",
-        caption=f"median of {s['repeats']} after {s['warmup']} warm-up steps. many/one: "
+              f"({m['cpu']}); triad {result['triad_gb_per_s']:.1f} GB/s",
+        caption=f"median of {s['repeats']} after {s['warmup']} warm-up steps, each row's "
+                "implementations and triad (the floor) timed in turns. many/one: "
                 f"{count} arrays of {small:,} elements against one of {count * small:,}. "
                 "torch/ours: torch.optim's time over descentlab's (above 1: descentlab faster).",
     )

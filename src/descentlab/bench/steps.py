@@ -11,6 +11,8 @@ import numpy as np
 from ..optim import OPTIMIZERS
 from .configs import TORCH_FUSED, Config
 
+Step = Callable[[], None]
+
 
 @dataclass
 class Timing:
@@ -18,16 +20,25 @@ class Timing:
     times_s: list[float]
 
 
-def median_time(step: Callable[[], None], repeats: int, warmup: int) -> Timing:
-    """Median wall time of ``step`` over ``repeats`` calls, after ``warmup`` calls."""
+def interleaved(steps: dict[str, Step | None], repeats: int,
+                warmup: int) -> dict[str, Timing | None]:
+    """Median wall time of each step function, taken in turns.
+
+    Each repeat times every function once, one after the other, so that a slow spell of a
+    shared machine hits all of them alike and their ratios stay meaningful. None stays None.
+    """
+    live = {name: step for name, step in steps.items() if step is not None}
     for _ in range(warmup):
-        step()
-    times = []
+        for step in live.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in live}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return Timing(float(np.median(times)), times)
+        for name, step in live.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: (Timing(float(np.median(times[name])), times[name]) if name in live else None)
+            for name in steps}
 
 
 def arrays(sizes: list[int], dtype: np.dtype, seed: int) -> tuple[list, list]:
@@ -55,20 +66,11 @@ def first_call(config: Config, dtype: np.dtype) -> tuple[float, str]:
     return seconds, "cache" if hits else "compiled"
 
 
-def descentlab_step(config: Config, sizes: list[int], dtype: np.dtype,
-                    repeats: int, warmup: int) -> Timing:
+def descentlab_step(config: Config, sizes: list[int], dtype: np.dtype) -> Step:
+    """A function that steps descentlab's optimizer over new arrays of ``sizes``."""
     params, grads = arrays(sizes, dtype, seed=0)
     opt = OPTIMIZERS[config.algorithm](params, **config.kwargs)
-    return median_time(lambda: opt.step(grads), repeats, warmup)
-
-
-def torch_steps(config: Config, size: int, dtype: np.dtype,
-                repeats: int, warmup: int) -> dict[str, Timing | None]:
-    """torch.optim's single-tensor, foreach and fused step times (None where torch lacks it)."""
-    out: dict[str, Timing | None] = {}
-    for flavour in ("single", "foreach", "fused"):
-        out[flavour] = torch_step(config, [size], dtype, flavour, repeats, warmup)
-    return out
+    return lambda: opt.step(grads)
 
 
 def torch_best_flavour(config: Config) -> str | None:
@@ -80,10 +82,9 @@ def torch_best_flavour(config: Config) -> str | None:
     return "fused" if config.algorithm in TORCH_FUSED else "foreach"
 
 
-def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str,
-               repeats: int, warmup: int) -> Timing | None:
-    """One torch.optim implementation ("single", "foreach" or "fused") over arrays of
-    ``sizes``; None where torch.optim does not have it."""
+def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str) -> Step | None:
+    """A function that steps one torch.optim implementation ("single", "foreach" or "fused")
+    over new tensors of ``sizes``; None where torch.optim does not have it."""
     import torch
 
     cls = getattr(torch.optim, config.algorithm, None)
@@ -97,5 +98,4 @@ def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str,
         tensor = torch.nn.Parameter(torch.from_numpy(p))
         tensor.grad = torch.from_numpy(g)
         tensors.append(tensor)
-    opt = cls(tensors, **config.kwargs, **flags)
-    return median_time(opt.step, repeats, warmup)
+    return cls(tensors, **config.kwargs, **flags).step

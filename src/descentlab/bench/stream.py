@@ -3,7 +3,8 @@
 The triad ``c = a + s·b`` over three distinct arrays moves 3 × itemsize bytes per element
 (McCalpin's STREAM counts it so; the write-allocate read of ``c`` is not counted). An
 optimizer step moves ``bytes_per_element`` (see ``steps.bytes_per_element``) and its floor is
-that divided by the triad's bandwidth. Measured with the same threads as the steps.
+that divided by the triad's bandwidth. Measured with the same threads as the steps, and in turns
+with them (``steps.interleaved``), so that both see the same state of a shared machine.
 """
 
 from __future__ import annotations
@@ -20,17 +21,24 @@ def _triad(a, b, c, s):
         c[i] = a[i] + s * b[i]
 
 
-def triad_bandwidth(size: int, dtype: np.dtype, repeats: int, warmup: int = 2) -> float:
-    """Bytes per second of the triad over arrays of ``size`` elements (median of repeats)."""
+def triad_step(size: int, dtype: np.dtype):
+    """A function running the triad over new arrays of ``size`` elements, and the bytes it
+    counts (3 × itemsize × size)."""
     rng = np.random.default_rng(0)
     a = rng.random(size).astype(dtype)
     b = rng.random(size).astype(dtype)
     c = np.zeros(size, dtype)
     s = np.dtype(dtype).type(3.0)
+    return (lambda: _triad(a, b, c, s)), 3 * a.itemsize * size
+
+
+def triad_bandwidth(size: int, dtype: np.dtype, repeats: int, warmup: int = 2) -> float:
+    """Bytes per second of the triad over arrays of ``size`` elements (median of repeats)."""
+    step, moved = triad_step(size, dtype)
     times = []
     for i in range(warmup + repeats):
         start = time.perf_counter()
-        _triad(a, b, c, s)
+        step()
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    return 3 * a.itemsize * size / float(np.median(times))
+    return moved / float(np.median(times))
