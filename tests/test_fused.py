@@ -209,3 +209,16 @@ def test_a_second_process_loads_kernels_from_the_cache(tmp_path):
                            text=True, check=True).stdout.split() for _ in range(2)]
     assert runs[0] == ["0", "1"], runs  # compiled and stored
     assert runs[1] == ["1", "0"], runs  # loaded
+
+
+def test_a_state_array_of_the_wrong_shape_is_never_written_through():
+    """The kernel writes through raw addresses: a replaced state array that is too small must
+    go to the array-wise path (which refuses it) instead of being overrun."""
+    p = np.ones(1000)
+    opt = optim.Adam([p])
+    opt.step([np.ones(1000)])
+    small = np.zeros(3)
+    opt.state[0]["exp_avg"] = small
+    with pytest.raises(ValueError):
+        opt.step([np.ones(1000)])
+    np.testing.assert_array_equal(small, np.zeros(3))

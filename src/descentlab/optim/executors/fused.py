@@ -2,17 +2,21 @@
 
 What it does per call, and why it is cheap for many small arrays:
 
-1. The identities of the parameters and state arrays are compared with those of the previous
-   call for the same batch (one vectorised comparison). If they are the same arrays, the *plan*
-   made last time is reused: which members can be fused, grouped by dtype, their data
-   addresses and the cut of the work into blocks. The plan holds references to the arrays, so
-   a remembered identity cannot be reused by a new object.
+1. The parameters and state arrays are compared, by identity, with those of the previous call
+   for the same batch. If they are the same arrays, the *plan* made last time is reused: which
+   members can be fused, grouped by dtype, their data addresses and the cut of the work into
+   blocks. The plan holds references to the arrays, so their memory stays theirs.
 2. The gradients are new arrays at every step: their data addresses are read in one vectorised
    call (``addresses.data_addresses``).
 3. One kernel call per dtype steps every fused member.
 
 A member whose parameter, gradient or state is not C-contiguous (a transposed or strided view)
-is stepped by the array-wise reference instead: the result is the same, only slower.
+is stepped by the array-wise reference instead: the result is the same, only slower. So is a
+member whose state array does not match the parameter (shape, dtype) or is read-only: the
+kernel writes through raw addresses and must never be handed memory it cannot own.
+
+The caller (``Optimizer.step``) has checked that every gradient has its parameter's shape and
+dtype.
 """
 
 from __future__ import annotations
@@ -130,7 +134,8 @@ def _make_plan(params, columns) -> _Plan:
     slow = []
     for i, p in enumerate(params):
         arrays = [p, *(c[i] for c in used)]
-        if all(a.flags.c_contiguous and a.dtype == p.dtype for a in arrays):
+        if all(a.flags.c_contiguous and a.flags.writeable and a.dtype == p.dtype
+               and a.shape == p.shape for a in arrays):
             fusable.setdefault(p.dtype, []).append(i)
         else:
             slow.append(i)

@@ -16,13 +16,13 @@ combination), so the inner loop holds no test for them and vectorises.
 
 Kernels are compiled on first use and kept in Numba's on-disk cache, so a second process loads
 them instead of compiling. Numba's cache does not notice an edited rule in another file, so the
-source of every element function is part of each kernel's cache key (``_FINGERPRINT``).
+code of every element function is part of each kernel's cache key (``_FINGERPRINT``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
+import marshal
 from collections.abc import Callable
 
 import numba
@@ -39,9 +39,9 @@ COLUMNS = 2 + MAX_ARRAYS
 for _function in ELEMENTWISE:
     register_jitable(_function)
 
-_FINGERPRINT = hashlib.sha256(
-    "".join(inspect.getsource(f) for f in ELEMENTWISE).encode()
-).hexdigest()
+# the compiled form of every element function (bytecode, constants, names): an edited rule
+# changes it, and with it every kernel's cache key
+_FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMENTWISE)).hexdigest()
 
 _KERNELS: dict[tuple[str, tuple[bool, ...]], Callable] = {}
 
