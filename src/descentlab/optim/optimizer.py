@@ -175,11 +175,10 @@ class Optimizer:
         the rule's coefficients read; advances their scalar state (the step count)."""
         scratch = dict(model)
         h = self.rule.coefficients(group, scratch)
-        if self.rule.scalars:
-            for name in self.rule.scalars:
-                value = scratch[name]
-                for state in states:
-                    state[name] = value
+        for name in self.rule.scalars:
+            value = scratch[name]
+            for state in states:
+                state[name] = value
         return h
 
     def _create_arrays(self, state: dict[str, Any], p: np.ndarray, group: Mapping) -> None:
@@ -308,7 +307,8 @@ def _agreeing(
     states: Sequence[Mapping[str, Any]], scalars: tuple[str, ...], active: Collection[str]
 ) -> list[list[int]]:
     """Rows of ``states`` grouped by what a rule's coefficients read: the scalar state and
-    whether every active array exists. One group in the usual case, found without a loop."""
+    whether every active array exists (one group, unless steps were skipped or options
+    changed)."""
     values = [tuple(s[name] for name in scalars) for s in states] if scalars else None
     complete = [active <= s.keys() for s in states]
     if (values is None or values.count(values[0]) == len(values)) and (

@@ -45,7 +45,7 @@ def _load_words(addresses, offset, out):
 def _find_data_offset() -> int | None:
     samples = [np.zeros(n, dtype) for n, dtype in ((3, np.float32), (5, np.float64), (1, "u1"))]
     samples.append(np.zeros((4, 6))[1:3])  # a view: its data is not at its base's address
-    for offset in range(WORD, 16 * WORD, WORD):
+    for offset in range(WORD, np.ndarray.__basicsize__ - WORD + 1, WORD):  # inside the struct
         if all(
             ctypes.c_void_p.from_address(id(a) + offset).value == a.ctypes.data for a in samples
         ):
