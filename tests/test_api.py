@@ -144,3 +144,13 @@ def test_linear_regression_example_reaches_lstsq():
 def test_linear_regression_example_reports_failure():
     result = run(str(ROOT / "examples" / "linear_regression.py"), "--steps", "10")
     assert result.returncode == 1 and "farther from the optimum" in result.stderr
+
+
+def test_readme_quickstart_runs_and_converges():
+    """The README's Python example, run as written."""
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(code, namespace)
+    np.testing.assert_allclose(namespace["w"], np.ones(3), atol=1e-2)
+    np.testing.assert_allclose(namespace["b"], -1.0, atol=1e-2)
+    assert namespace["state"]["state"][0]["step"] == 500
