@@ -75,6 +75,7 @@ def test_bench_without_torch_and_lion(tmp_path):
     (["bench", "Adamm"], "unknown optimizer Adamm"),
     (["bench", "--size", "0"], "--size must be at least 1"),
     (["bench", "--threads", "0"], "--threads must be at least 1"),
+    (["bench", "--json", "/nonexistent-folder/out.json"], "cannot write --json"),
 ])
 def test_bench_refuses_bad_arguments_in_one_line(argv, message, capsys):
     assert main(argv) == 2

@@ -44,9 +44,13 @@ def _bench(args: argparse.Namespace) -> int:
     if args.cold:
         # Numba reads its cache folder when it is imported: point it at an empty one first,
         # so that "first call" is a real compilation
+        import atexit
+        import shutil
         import tempfile
 
-        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="descentlab-numba-")
+        cache = tempfile.mkdtemp(prefix="descentlab-numba-")
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+        os.environ["NUMBA_CACHE_DIR"] = cache
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -57,6 +61,11 @@ def _bench(args: argparse.Namespace) -> int:
         warmup=args.warmup, many=tuple(args.many), threads=args.threads, torch=not args.no_torch)
     try:
         settings.check()
+        if args.json:
+            folder = os.path.dirname(os.path.abspath(args.json))
+            if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+                raise ValueError(f"cannot write --json {args.json}: {folder} is not a writable "
+                                 "folder")
     except ValueError as exc:
         print(f"descentlab bench: {exc}", file=sys.stderr)
         return 2
