@@ -7,6 +7,7 @@ arrays and the number of threads, without allocating memory in proportion to the
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -222,3 +223,23 @@ def test_a_state_array_of_the_wrong_shape_is_never_written_through():
     with pytest.raises(ValueError):
         opt.step([np.ones(1000)])
     np.testing.assert_array_equal(small, np.zeros(3))
+
+
+def _step_in_child(queue):
+    p = np.ones(1000, np.float32)
+    optim.Adam([p]).step([np.ones_like(p)])
+    queue.put(float(p[0]))
+
+
+def test_a_forked_process_can_step_after_the_parent_did():
+    """Process pools fork: the threading layer Numba uses here must survive it (GNU OpenMP
+    does not; TBB, a dependency, does)."""
+    p = np.ones(1000, np.float32)
+    optim.Adam([p]).step([np.ones_like(p)])  # the parent has run a parallel kernel
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_step_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0, f"the forked child ended with {child.exitcode}"
+    assert queue.get(timeout=5) == pytest.approx(1 - 1e-3)

@@ -36,8 +36,9 @@ from .kernels import COLUMNS, coefficients_as, kernel_for
 
 BLOCK = 1 << 15  # elements per unit of work: big arrays are cut so that all threads share them
 
-# Numba's default threading layer must not be entered by two threads at once; a step holds
-# this lock while its kernels run.
+# Numba's threading layers are not all thread-safe (its "workqueue" layer, used where neither
+# TBB nor OpenMP is there, must not be entered by two threads at once): a step holds this lock
+# while its kernels run.
 _LAUNCH = threading.Lock()
 
 
