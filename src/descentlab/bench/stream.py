@@ -9,8 +9,6 @@ with them (``steps.interleaved``), so that both see the same state of a shared m
 
 from __future__ import annotations
 
-import time
-
 import numba
 import numpy as np
 
@@ -30,15 +28,3 @@ def triad_step(size: int, dtype: np.dtype):
     c = np.zeros(size, dtype)
     s = np.dtype(dtype).type(3.0)
     return (lambda: _triad(a, b, c, s)), 3 * a.itemsize * size
-
-
-def triad_bandwidth(size: int, dtype: np.dtype, repeats: int, warmup: int = 2) -> float:
-    """Bytes per second of the triad over arrays of ``size`` elements (median of repeats)."""
-    step, moved = triad_step(size, dtype)
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return moved / float(np.median(times))

@@ -29,6 +29,13 @@ def step_arrays(
             array[...] = value
 
 
+def step_member(rule: Rule, h: NamedTuple, params: Sequence[np.ndarray],
+                grads: Sequence[np.ndarray], columns: Sequence[Sequence[np.ndarray] | None],
+                i: int) -> None:
+    """Step member ``i`` of a batch laid out as ``Executor.run`` receives it."""
+    step_arrays(rule, params[i], grads[i], [c[i] if c is not None else None for c in columns], h)
+
+
 class ArrayWise:
     """Steps one parameter at a time with :func:`step_arrays`."""
 
@@ -47,5 +54,5 @@ class ArrayWise:
         columns: Sequence[Sequence[np.ndarray] | None],
     ) -> None:
         """Step ``params`` (all sharing the coefficients ``h``); see ``executors.Executor``."""
-        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-            step_arrays(rule, p, g, [c[i] if c is not None else None for c in columns], h)
+        for i in range(len(params)):
+            step_member(rule, h, params, grads, columns, i)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..rules import Rule
 from .addresses import data_addresses
-from .arraywise import step_arrays
+from .arraywise import step_member
 from .kernels import COLUMNS, coefficients_as, kernel_for
 
 BLOCK = 1 << 15  # elements per unit of work: big arrays are cut so that all threads share them
@@ -108,8 +108,7 @@ class Fused:
         for part in plan.parts:
             _run_part(rule, part, h, grads, contiguous)
         for i in slow:
-            step_arrays(rule, params[i], grads[i], [c[i] if c is not None else None
-                                                    for c in columns], h)
+            step_member(rule, h, params, grads, columns, i)
 
 
 def _run_part(rule, part: _Part, h, grads, contiguous) -> None:
