@@ -21,7 +21,7 @@ from optim_cases import CASES
 from trajectories import descentlab_trajectory
 
 import descentlab.optim as optim
-from descentlab.optim.executors import addresses, fused
+from descentlab.optim.executors import fused, ndarray_fields
 
 TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
 DTYPES = list(TOLERANCE)
@@ -189,11 +189,74 @@ def test_unknown_executor_is_refused():
         optim.Adam([np.ones(2)], executor="gpu")
 
 
-def test_data_addresses_are_numpys():
-    arrays = [np.zeros(3), np.zeros((4, 5))[1:], np.zeros(0, np.float32), np.zeros(())]
-    expected = [a.ctypes.data for a in arrays]
-    assert addresses.DATA_OFFSET is not None  # the fast path is the one in use here
-    assert addresses.data_addresses(arrays, len(arrays)).tolist() == expected
+def test_struct_fields_are_numpys():
+    """The fields read from NumPy's array struct are the ones NumPy reports."""
+    arrays = [np.zeros(3), np.zeros((4, 5))[1:], np.zeros(0, np.float32), np.zeros(()),
+              np.zeros((4, 5))[:, ::2], np.zeros((3, 2)).T]
+    assert ndarray_fields.OFFSETS is not None  # the fast path is the one in use here
+    addresses, contiguous = ndarray_fields.data_addresses(arrays)
+    assert addresses.tolist() == [a.ctypes.data for a in arrays]
+    assert contiguous.tolist() == [a.flags.c_contiguous for a in arrays]
+
+
+def test_object_ids_read_from_the_list_are_ids():
+    items = [np.zeros(2), None, 1.5, "text", np.zeros(())]
+    assert ndarray_fields.LIST_ITEMS is not None
+    assert ndarray_fields.object_ids(items).tolist() == list(map(id, items))
+    assert ndarray_fields.object_ids(tuple(items)).tolist() == list(map(id, items))
+    assert ndarray_fields.object_ids([]).tolist() == []
+
+
+def test_the_fallbacks_step_like_the_struct_reads(monkeypatch):
+    """Where the struct offsets cannot be found, NumPy's own attributes give the same step."""
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(s) for s in ((3, 4), (5,), ())]
+    grads = [rng.standard_normal(p.shape) for p in params]
+    grads[0] = np.asfortranarray(grads[0])  # one non-contiguous gradient
+    fast = [p.copy() for p in params]
+    optim.Adam(fast).step(grads)
+    monkeypatch.setattr(ndarray_fields, "OFFSETS", None)
+    monkeypatch.setattr(ndarray_fields, "LIST_ITEMS", None)
+    slow = [p.copy() for p in params]
+    optim.Adam(slow).step(grads)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(fast[1], params[1])  # it did step
+
+
+class _Sub(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["struct", "fallback"])
+def test_gradients_agree_only_in_the_plain_case(fast, monkeypatch):
+    if not fast:
+        monkeypatch.setattr(ndarray_fields, "OFFSETS", None)
+    params = [np.zeros(3), np.zeros((2, 5), np.float32), np.zeros(())]
+
+    def grads(**replace):
+        plain = [np.ones(3), np.ones((2, 5), np.float32), np.ones(())]
+        for index, g in replace.items():
+            plain[int(index[1:])] = g
+        return plain
+
+    agree = ndarray_fields.gradients_agree
+    assert agree(params, grads())
+    assert agree(params, grads(_2=np.array(1.0)))
+    for bad in (
+        grads(_0=None),
+        grads(_0=1.0),
+        grads(_0=[1.0, 1.0, 1.0]),
+        grads(_0=np.ones(4)),
+        grads(_0=np.ones((3, 1))),
+        grads(_0=np.ones(3, np.float32)),
+        grads(_0=np.ones(3).view(_Sub)),
+        grads(_1=np.ones((5, 2), np.float32).T),  # right shape, not contiguous
+        grads(_1=np.ones((2, 5), np.float64)),
+        grads(_2=np.ones(1)),
+        grads(_2=np.float64(1.0)),  # a NumPy scalar is not an ndarray
+    ):
+        assert not agree(params, bad)
 
 
 def test_a_second_process_loads_kernels_from_the_cache(tmp_path):

@@ -9,13 +9,16 @@ step counts, ``None`` gradients, lazily created state) are torch.optim's.
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from operator import attrgetter, itemgetter
+from itertools import repeat
+from operator import itemgetter, setitem
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .executors import make_executor
+from .executors.ndarray_fields import gradients_agree
 from .rules import Rule
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -117,7 +120,9 @@ class Optimizer:
             )
         for group in self.param_groups:
             self.rule.check(group)
-        all_present = _plainly_valid(params, grads)
+        # One compiled pass answers for the usual case (stepping many small arrays must not pay
+        # a Python check per array); anything else is looked at one by one.
+        all_present = gradients_agree(params, grads)
         if not all_present:
             for index, (p, g) in enumerate(zip(params, grads, strict=True)):
                 if g is not None:
@@ -176,9 +181,8 @@ class Optimizer:
         scratch = dict(model)
         h = self.rule.coefficients(group, scratch)
         for name in self.rule.scalars:
-            value = scratch[name]
-            for state in states:
-                state[name] = value
+            # a loop in C: this runs for every parameter at every step
+            deque(map(setitem, states, repeat(name), repeat(scratch[name])), maxlen=0)
         return h
 
     def _create_arrays(self, state: dict[str, Any], p: np.ndarray, group: Mapping) -> None:
@@ -353,23 +357,6 @@ def _refuse_shared_params(groups: Sequence[Mapping[str, Any]]) -> None:
             if id(p) in seen:
                 raise ValueError("some parameters appear in more than one parameter group")
             seen.add(id(p))
-
-
-_SHAPE = attrgetter("shape")
-_DTYPE = attrgetter("dtype")
-
-
-def _plainly_valid(params: list[np.ndarray], grads: list[Any]) -> bool:
-    """True when every gradient is an ndarray of its parameter's shape and dtype, checked
-    without a Python loop (stepping many small arrays must not pay per-array overhead)."""
-    try:
-        return (
-            set(map(type, grads)) == {np.ndarray}
-            and list(map(_SHAPE, grads)) == list(map(_SHAPE, params))
-            and list(map(_DTYPE, grads)) == list(map(_DTYPE, params))
-        )
-    except Exception:  # noqa: BLE001 - anything odd goes to the careful check
-        return False
 
 
 def _checked_grad(p: np.ndarray, g: Any, index: int) -> np.ndarray:

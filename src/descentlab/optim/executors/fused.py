@@ -7,7 +7,7 @@ What it does per call, and why it is cheap for many small arrays:
    members can be fused, grouped by dtype, their data addresses and the cut of the work into
    blocks. The plan holds references to the arrays, so their memory stays theirs.
 2. The gradients are new arrays at every step: their data addresses are read in one vectorised
-   call (``addresses.data_addresses``).
+   call (``ndarray_fields.data_addresses``).
 3. One kernel call per dtype steps every fused member.
 
 A member whose parameter, gradient or state is not C-contiguous (a transposed or strided view)
@@ -24,15 +24,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from operator import is_
 from typing import NamedTuple
 
 import numpy as np
 
 from ..rules import Rule
-from .addresses import data_addresses
 from .arraywise import step_member
 from .kernels import COLUMNS, coefficients_as, kernel_for
+from .ndarray_fields import data_addresses, object_ids
 
 BLOCK = 1 << 15  # elements per unit of work: big arrays are cut so that all threads share them
 
@@ -61,16 +60,18 @@ class _Plan:
     columns: list[list[np.ndarray] | None]  # as in ``Fused.run``
     parts: list[_Part]
     slow: list[int]  # members stepped array-wise (not contiguous)
+    ids: list[np.ndarray | None]  # ``object_ids`` of params and of each column
 
     def holds(self, params, columns) -> bool:
-        """Whether this plan was made for exactly these arrays (identity, not equality)."""
-        if len(params) != len(self.params) or len(columns) != len(self.columns):
+        """Whether this plan was made for exactly these arrays (identity, not equality: the
+        plan keeps its arrays alive, so an id here cannot have been reused by another)."""
+        if len(columns) != len(self.columns):
             return False
-        for mine, theirs in zip([self.params, *self.columns], [params, *columns], strict=True):
+        for mine, theirs in zip(self.ids, [params, *columns], strict=True):
             if mine is None or theirs is None:
                 if mine is not theirs:
                     return False
-            elif len(mine) != len(theirs) or not all(map(is_, mine, theirs)):
+            elif len(mine) != len(theirs) or not np.array_equal(mine, object_ids(theirs)):
                 return False
         return True
 
@@ -101,25 +102,27 @@ class Fused:
         if plan is None or not plan.holds(params, columns):
             plan = self._plans[key] = _make_plan(params, columns)
 
+        addresses, contiguous = data_addresses(grads)
         slow = plan.slow
-        contiguous = [g.flags.c_contiguous for g in grads]
-        if not all(contiguous):
-            slow = sorted({*slow, *(i for i, c in enumerate(contiguous) if not c)})
+        if not contiguous.all():
+            slow = sorted({*slow, *np.flatnonzero(~contiguous).tolist()})
         for part in plan.parts:
-            _run_part(rule, part, h, grads, contiguous)
+            _run_part(rule, part, h, addresses, contiguous)
         for i in slow:
             step_member(rule, h, params, grads, columns, i)
 
 
-def _run_part(rule, part: _Part, h, grads, contiguous) -> None:
+def _run_part(rule, part: _Part, h, addresses: np.ndarray, contiguous: np.ndarray) -> None:
+    """Step ``part``'s members, whose gradients' data addresses are in ``addresses`` (indexed
+    like the batch); members with a non-contiguous gradient are left to the caller."""
     blocks = part.blocks
     if part.everyone:
-        members = grads
+        part.pointers[:, 1] = addresses
+        rows = contiguous
     else:
-        members = [grads[i] for i in part.members]
-    part.pointers[:, 1] = data_addresses(members, len(part.members))
-    if not all(contiguous[i] for i in part.members):
-        rows = np.array([contiguous[i] for i in part.members])
+        part.pointers[:, 1] = addresses[part.members]
+        rows = contiguous[part.members]
+    if not rows.all():
         blocks = blocks[rows[blocks[:, 0]]]
     if len(blocks) == 0:
         return
@@ -160,8 +163,9 @@ def _make_plan(params, columns) -> _Plan:
             active=tuple(c is not None for c in columns),
         ))
     # the plan keeps the arrays themselves: their data addresses stay valid while it lives
-    return _Plan(list(params), [list(c) if c is not None else None for c in columns], parts,
-                 slow)
+    kept = [list(c) if c is not None else None for c in columns]
+    ids = [object_ids(c) if c is not None else None for c in [params, *kept]]
+    return _Plan(list(params), kept, parts, slow, ids)
 
 
 def _cut(sizes: np.ndarray, block: int = BLOCK) -> np.ndarray:

@@ -31,7 +31,7 @@ from numba.extending import register_jitable
 
 from ..rules import Rule
 from ..rules._base import ELEMENTWISE
-from .addresses import address_as_pointer
+from .ndarray_fields import address_as_pointer
 
 MAX_ARRAYS = 3  # the most state arrays any rule keeps (Adam with AMSGrad, RMSprop)
 COLUMNS = 2 + MAX_ARRAYS
