@@ -85,12 +85,17 @@ def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
     # many small arrays against one array of the same total size
     count, small = settings.many
     best = torch_best_flavour(config) if with_torch else None
-    steps = {"many": descentlab_step(config, [small] * count, dtype),
-             "one": descentlab_step(config, [small * count], dtype)}
+    # Each library's pair is timed in turns on its own: a step that runs right after a torch
+    # step was measured 1.5-2 ms slower (torch's OpenMP threads still spinning, its dirty cache
+    # lines), and in a four-way turn only one of the pair would follow torch.
+    split = interleaved({"many": descentlab_step(config, [small] * count, dtype),
+                         "one": descentlab_step(config, [small * count], dtype)},
+                        settings.repeats, settings.warmup)
     if best is not None:
-        steps["torch many"] = torch_step(config, [small] * count, dtype, best)
-        steps["torch one"] = torch_step(config, [small * count], dtype, best)
-    split = interleaved(steps, settings.repeats, settings.warmup)
+        split |= interleaved(
+            {"torch many": torch_step(config, [small] * count, dtype, best),
+             "torch one": torch_step(config, [small * count], dtype, best)},
+            settings.repeats, settings.warmup)
 
     ours = large["ours"].median_s
     moved = config.bytes_per_element(dtype) * settings.size

@@ -20,6 +20,13 @@ class Timing:
     times_s: list[float]
 
 
+# Before each timed call the benchmark pauses this long. Thread pools keep spinning for a
+# while after their parallel region ends (torch's OpenMP workers for up to a millisecond or
+# so, measured here): a step started right after a torch step shares the cores with them and
+# took 0.5-1 ms longer. The pause lets every call start on quiet cores, whichever ran before.
+SETTLE_S = 0.002
+
+
 def interleaved(steps: dict[str, Step | None], repeats: int,
                 warmup: int) -> dict[str, Timing | None]:
     """Median wall time of each step function, taken in turns.
@@ -34,6 +41,7 @@ def interleaved(steps: dict[str, Step | None], repeats: int,
     times: dict[str, list[float]] = {name: [] for name in live}
     for _ in range(repeats):
         for name, step in live.items():
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)
