@@ -257,6 +257,8 @@ def test_gradients_agree_only_in_the_plain_case(fast, monkeypatch):
         grads(_2=np.float64(1.0)),  # a NumPy scalar is not an ndarray
     ):
         assert not agree(params, bad)
+    assert not agree([*params[:2], 0.5], grads())  # a parameter replaced by something else
+    assert not agree(params[:2], grads())
 
 
 def test_a_second_process_loads_kernels_from_the_cache(tmp_path):

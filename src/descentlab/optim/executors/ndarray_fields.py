@@ -173,8 +173,10 @@ def _agree(params, grads, ndarray_type, type_at, nd_at, dimensions_at, descr_at,
     ints = np.zeros(1, np.int32)
     for i in range(params.size):
         p, g = params[i], grads[i]
-        # the type first: only an exact ndarray has the other fields
-        if address_as_pointer(g + type_at, words)[0] != ndarray_type:
+        # the types first: only an exact ndarray has the other fields (and a parameter list
+        # may have been edited since the optimizer checked it)
+        if (address_as_pointer(g + type_at, words)[0] != ndarray_type
+                or address_as_pointer(p + type_at, words)[0] != ndarray_type):
             return False
         if address_as_pointer(g + descr_at, words)[0] != address_as_pointer(p + descr_at,
                                                                            words)[0]:
@@ -192,21 +194,21 @@ def _agree(params, grads, ndarray_type, type_at, nd_at, dimensions_at, descr_at,
     return True
 
 
-def gradients_agree(params: Sequence[np.ndarray], grads: Sequence[object]) -> bool:
-    """True when every ``grads[i]`` is an exact, C-contiguous ndarray with the shape and the
-    very dtype object of ``params[i]`` (a same-length sequence of ndarrays).
+def gradients_agree(params: Sequence[object], grads: Sequence[object]) -> bool:
+    """True when every ``params[i]`` is an exact ndarray and ``grads[i]`` an exact,
+    C-contiguous ndarray with its shape and its very dtype object.
 
     False means "look closer", not "invalid": a subclass, an equal but distinct dtype object,
     a non-contiguous gradient or ``None`` all answer False.
     """
     count = len(params)
+    if len(grads) != count:
+        return False
     if OFFSETS is None:
         return all(
-            type(g) is np.ndarray and g.shape == p.shape and g.dtype is p.dtype
+            type(p) is type(g) is np.ndarray and g.shape == p.shape and g.dtype is p.dtype
             and g.flags.c_contiguous for p, g in zip(params, grads, strict=True)
         )
     o = OFFSETS
-    if len(grads) != count:
-        return False
     return _agree(object_ids(params), object_ids(grads), id(np.ndarray), o.type, o.nd,
                   o.dimensions, o.descr, o.flags)
