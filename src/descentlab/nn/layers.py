@@ -1,0 +1,106 @@
+"""Layers with explicit forward and backward passes.
+
+A layer's ``params`` and ``grads`` are lists of NumPy arrays of the same shapes, made once:
+``backward`` writes the gradients into the same arrays at every call, and an optimizer updates
+``params`` in place. (Keeping the arrays lets the fused executor reuse its plan from step to
+step.) ``forward`` keeps what ``backward`` needs, so they are called in pairs.
+
+Shapes: inputs are ``(batch, features)``. A Dense weight is ``(fan_in, fan_out)``: ``y = x W +
+b``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import Activation
+
+
+class Dense:
+    def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        self.W, self.b = weight, bias
+        self.params = [self.W, self.b]
+        self.grads = [np.zeros_like(self.W), np.zeros_like(self.b)]
+        self.needs_input_grad = True  # the first layer of a network does not
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        y = x @ self.W
+        y += self.b
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        dW, db = self.grads
+        np.matmul(self.x.T, dy, out=dW)
+        np.sum(dy, axis=0, out=db)
+        return dy @ self.W.T if self.needs_input_grad else None
+
+
+class LayerNorm:
+    """Normalises each example over its features, then scales and shifts (Ba et al. 2016):
+    y = (x − mean) / √(var + eps) · γ + β, the biased variance, as torch.nn.LayerNorm."""
+
+    def __init__(self, features: int, dtype, eps: float = 1e-5) -> None:
+        self.gamma = np.ones(features, dtype)
+        self.beta = np.zeros(features, dtype)
+        self.eps = eps
+        self.params = [self.gamma, self.beta]
+        self.grads = [np.zeros_like(self.gamma), np.zeros_like(self.beta)]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        mean = x.mean(axis=1, keepdims=True)
+        centred = x - mean
+        variance = np.mean(centred * centred, axis=1, keepdims=True)
+        self.inv_std = 1 / np.sqrt(variance + x.dtype.type(self.eps))
+        self.normed = centred * self.inv_std
+        return self.normed * self.gamma + self.beta
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dgamma, dbeta = self.grads
+        np.sum(dy * self.normed, axis=0, out=dgamma)
+        np.sum(dy, axis=0, out=dbeta)
+        dn = dy * self.gamma
+        # d/dx of (x − mean)·inv_std, for the whole row at once
+        return self.inv_std * (
+            dn - dn.mean(axis=1, keepdims=True)
+            - self.normed * np.mean(dn * self.normed, axis=1, keepdims=True)
+        )
+
+
+class Block:
+    """One hidden layer: Dense, optionally LayerNorm, then the activation; with ``residual``
+    the block's input is added to its output (He et al. 2016), which needs equal widths.
+
+    The block is the unit of the per-layer diagnostics: its Dense weight's gradient, norm and
+    update, and its activation's saturated or dead fraction.
+    """
+
+    def __init__(self, dense: Dense, activation: Activation | None,
+                 norm: LayerNorm | None = None, residual: bool = False) -> None:
+        if residual and dense.W.shape[0] != dense.W.shape[1]:
+            raise ValueError(
+                f"a residual block needs as many outputs as inputs, got {dense.W.shape}")
+        self.dense, self.norm, self.activation, self.residual = dense, norm, activation, residual
+        self.params = dense.params + (norm.params if norm else [])
+        self.grads = dense.grads + (norm.grads if norm else [])
+        self.output: np.ndarray | None = None  # the activation's output, for the diagnostics
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self.dense.forward(x)
+        if self.norm is not None:
+            y = self.norm.forward(y)
+        if self.activation is not None:
+            y = self.activation.forward(y)
+            self.output = y
+        return x + y if self.residual else y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        d = dy
+        if self.activation is not None:
+            d = self.activation.backward(d)
+        if self.norm is not None:
+            d = self.norm.backward(d)
+        dx = self.dense.backward(d)
+        if self.residual:
+            dx = dy if dx is None else dx + dy
+        return dx
