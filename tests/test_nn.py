@@ -75,7 +75,7 @@ def test_network_equals_torch_autograd(activation, options, loss):
            }[activation]
     h = torch.tensor(x)
     it = iter(weights)
-    for number, layer in enumerate(net.layers, start=1):
+    for layer in net.layers:
         out = h @ next(it) + next(it)
         if layer.activation is not None:
             if layer.norm is not None:

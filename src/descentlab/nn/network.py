@@ -67,7 +67,8 @@ class MLP:
         init = make_init(spec.init, spec.init_std)
         sizes = [spec.inputs] + [spec.width] * spec.depth + [spec.outputs]
         self.layers: list[Block] = []
-        for number, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        pairs = zip(sizes[:-1], sizes[1:], strict=True)
+        for number, (fan_in, fan_out) in enumerate(pairs, start=1):
             dense = Dense(init(rng, fan_in, fan_out, dtype), np.zeros(fan_out, dtype))
             hidden = number <= spec.depth
             self.layers.append(Block(
