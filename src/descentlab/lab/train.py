@@ -1,0 +1,174 @@
+"""The training loop: epochs of shuffled mini-batches, any descentlab optimizer, evaluation and
+per-layer diagnostics every epoch, divergence detection, a progress bar.
+
+``batch_size=None`` (or at least the training set's size) is plain gradient descent: one step
+per epoch on the whole training split. The order of the examples depends only on ``seed``, so
+runs that differ only in their optimizer see the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data import Splits
+from ..nn import MLP
+from .diagnostics import LayerStats, detect, layer_stats, norm
+from .store import Store
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int | None = 64  # None: the whole training split (gradient descent)
+    seed: int = 0  # the order of the batches
+    target_accuracy: float | None = None  # for "epochs to target"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if self.batch_size is not None and not (
+                isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got "
+                             f"{self.batch_size!r}")
+
+
+@dataclass
+class RunResult:
+    status: str  # "finished" or "diverged"
+    epochs: int  # completed epochs
+    train_loss: list[float] = field(default_factory=list)  # per epoch, from epoch 1
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    test_loss: float = math.nan
+    test_accuracy: float = math.nan
+    epochs_to_target: int | None = None
+    wall_s: float = 0.0
+    initial: list[LayerStats] = field(default_factory=list)  # at initialisation
+    finding: str = ""  # the detector's verdict at initialisation
+    message: str = ""
+    layers: list[list[LayerStats]] = field(default_factory=list)  # per epoch, from epoch 1
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+
+def evaluate(net: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Loss and accuracy (NaN for a regression task) on ``(x, y)``."""
+    out = net.forward(x)
+    loss = net._loss(out, y)[0]
+    if net.spec.loss != "cross_entropy":
+        return loss, math.nan
+    return loss, float(np.mean(out.argmax(axis=1) == y))
+
+
+def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig(), *,
+          store: Store | None = None, run_id: int | None = None,
+          progress: bool | object = False, label: str = "") -> RunResult:
+    """Train ``net`` with ``optimizer`` (built over ``net.params``) and record everything.
+
+    With a ``store`` and ``run_id``, epoch rows and layer statistics are written as they are
+    made and the run's row is completed at the end. ``progress``: True for a rich progress bar
+    of its own, or a ``rich.progress.Progress`` to add a task to.
+    """
+    train_set, val = splits.train, splits.validation
+    x, y = train_set.x, train_set.y
+    n = len(x)
+    batch = n if config.batch_size is None else min(config.batch_size, n)
+    rng = np.random.default_rng(config.seed)
+    start = time.perf_counter()
+    result = RunResult("finished", 0)
+
+    # at initialisation: one pass over the whole training split
+    net.loss_and_grad(x, y)
+    initial_norms = [norm(g) for g in net.weight_grads]
+    result.initial = layer_stats(net, initial_norms, None)
+    finding = detect(initial_norms)
+    result.finding, result.message = finding.kind, finding.message
+    val_loss, val_acc = evaluate(net, val.x, val.y)
+    if store is not None:
+        train_loss0 = evaluate(net, x, y)[0]
+        store.add_epoch(run_id, 0, train_loss0, val_loss, val_acc, 0.0, result.initial)
+
+    bar, task, own = _progress(progress, label or "training", config.epochs)
+    # a diverging run overflows on its way to a non-finite loss, which is detected and
+    # recorded below: NumPy's warnings about it would only be noise
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            for epoch in range(1, config.epochs + 1):
+                order = rng.permutation(n)
+                sums = np.zeros(len(net.layers))
+                losses = []
+                steps = -(-n // batch)
+                for number in range(steps):
+                    rows = order[number * batch:(number + 1) * batch]
+                    loss = net.loss_and_grad(x[rows], y[rows])
+                    losses.append(loss)
+                    grad_norms = [norm(g) for g in net.weight_grads]
+                    if not (math.isfinite(loss) and all(map(math.isfinite, grad_norms))):
+                        result.status = "diverged"
+                        break
+                    sums += grad_norms
+                    last = number == steps - 1
+                    before = [w.copy() for w in net.weights] if last else None
+                    optimizer.step(net.grads)
+                    if last:
+                        updates = [norm(w - b) for w, b in zip(net.weights, before, strict=True)]
+                if result.diverged:
+                    result.train_loss.append(math.nan)
+                    if store is not None:
+                        store.add_epoch(run_id, epoch, math.nan, math.nan, math.nan,
+                                        time.perf_counter() - start, [])
+                    break
+                stats = layer_stats(net, list(sums / steps), updates)
+                val_loss, val_acc = evaluate(net, val.x, val.y)
+                if not math.isfinite(val_loss):
+                    result.status = "diverged"
+                result.train_loss.append(float(np.mean(losses)))
+                result.val_loss.append(val_loss)
+                result.val_accuracy.append(val_acc)
+                result.layers.append(stats)
+                result.epochs = epoch
+                if (config.target_accuracy is not None and result.epochs_to_target is None
+                        and val_acc >= config.target_accuracy):
+                    result.epochs_to_target = epoch
+                if store is not None:
+                    store.add_epoch(run_id, epoch, result.train_loss[-1], val_loss, val_acc,
+                                    time.perf_counter() - start, stats)
+                if bar is not None:
+                    bar.update(task, advance=1,
+                               description=f"{label} loss {result.train_loss[-1]:.3g}")
+                if result.diverged:
+                    break
+        finally:
+            if bar is not None and own:
+                bar.stop()
+            elif bar is not None:
+                bar.remove_task(task)
+
+    result.wall_s = time.perf_counter() - start
+    if not result.diverged:
+        result.test_loss, result.test_accuracy = evaluate(net, splits.test.x, splits.test.y)
+    if store is not None:
+        store.finish_run(run_id, result.status, wall_s=result.wall_s, epochs=result.epochs,
+                         test_loss=result.test_loss, test_accuracy=result.test_accuracy,
+                         epochs_to_target=result.epochs_to_target, finding=result.finding,
+                         message=result.message)
+    return result
+
+
+def _progress(progress, label: str, total: int):
+    """(progress, task id, whether we own it) or (None, None, False)."""
+    if progress is False or progress is None:
+        return None, None, False
+    if progress is True:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        return bar, bar.add_task(label, total=total), True
+    return progress, progress.add_task(label, total=total), False
