@@ -127,3 +127,15 @@ def test_bad_training_settings_are_refused():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="batch_size must be"):
         TrainConfig(batch_size=0)
+
+
+def test_the_readme_lab_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (code,) = re.findall(r"```\n(from descentlab import data.*?)```", readme, re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(code, {})
+    assert "vanishing gradients: layer 1's gradient norm is" in capsys.readouterr().out
+    assert (tmp_path / "results" / "results.sqlite").exists()
