@@ -140,9 +140,7 @@ class Store:
 
     def runs(self, study: str | None = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM runs" + (" WHERE study = ?" if study else "") + " ORDER BY id"
-        cursor = self.db.execute(query, (study,) if study else ())
-        names = [c[0] for c in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        rows = self._rows(query, *((study,) if study else ()))
         for row in rows:
             row["config"] = json.loads(row["config"])
         return rows

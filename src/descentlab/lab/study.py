@@ -17,7 +17,7 @@ from .. import optim
 from ..data import Splits
 from ..nn import MLP, MLPSpec
 from .store import Store
-from .train import RunResult, TrainConfig, train
+from .train import RunResult, TrainConfig, progress_bar, train
 
 
 @dataclass(frozen=True)
@@ -126,17 +126,12 @@ def run_study(study: Study, splits: Splits, store: Store | None = None,
               progress: bool = False) -> list[StudyRun]:
     """Every network with every optimizer: search the learning rate, then train in full."""
     pairs = list(itertools.product(study.networks, study.optimizers))
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(study.name, total=len(pairs))
+    bar, task, _ = progress_bar(progress, study.name, len(pairs))
     runs = []
     try:
         for spec, choice in pairs:
             label = f"{choice.label} | {describe(spec)}"
+            config = study.config(choice, study.epochs)
             if bar is not None:
                 bar.update(task, description=f"{label}: choosing lr")
             found = choose_lr(choice, spec, splits, study.config(choice, study.search_epochs),
@@ -149,13 +144,12 @@ def run_study(study: Study, splits: Splits, store: Store | None = None,
                      # JSON has no NaN: a diverged search run is null
                      "lr_search": [[v if math.isfinite(v) else None for v in t]
                                    for t in found.tried],
-                     "network": spec.as_dict(), "train": asdict(study.config(choice,
-                                                                             study.epochs))})
+                     "network": spec.as_dict(), "train": asdict(config)})
             if bar is not None:
                 bar.update(task, description=f"{label}: lr {found.lr:g}")
             net = MLP(spec, study.seed)
-            result = train(net, choice.build(net.params, found.lr), splits,
-                           study.config(choice, study.epochs), store=store, run_id=run_id,
+            result = train(net, choice.build(net.params, found.lr), splits, config,
+                           store=store, run_id=run_id,
                            progress=bar if bar is not None else False, label=label)
             runs.append(StudyRun(spec, choice, found, result, run_id))
             if bar is not None:

@@ -59,11 +59,7 @@ class RunResult:
 
 def evaluate(net: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Loss and accuracy (NaN for a regression task) on ``(x, y)``."""
-    out = net.forward(x)
-    loss = net._loss(out, y)[0]
-    if net.spec.loss != "cross_entropy":
-        return loss, math.nan
-    return loss, float(np.mean(out.argmax(axis=1) == y))
+    return net.evaluate(x, y)
 
 
 def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig(), *,
@@ -84,17 +80,16 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
     result = RunResult("finished", 0)
 
     # at initialisation: one pass over the whole training split
-    net.loss_and_grad(x, y)
+    train_loss0 = net.loss_and_grad(x, y)
     initial_norms = [norm(g) for g in net.weight_grads]
     result.initial = layer_stats(net, initial_norms, None)
     finding = detect(initial_norms)
     result.finding, result.message = finding.kind, finding.message
     val_loss, val_acc = evaluate(net, val.x, val.y)
     if store is not None:
-        train_loss0 = evaluate(net, x, y)[0]
         store.add_epoch(run_id, 0, train_loss0, val_loss, val_acc, 0.0, result.initial)
 
-    bar, task, own = _progress(progress, label or "training", config.epochs)
+    bar, task, own = progress_bar(progress, label or "training", config.epochs)
     # a diverging run overflows on its way to a non-finite loss, which is detected and
     # recorded below: NumPy's warnings about it would only be noise
     with np.errstate(over="ignore", invalid="ignore"):
@@ -161,7 +156,7 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
     return result
 
 
-def _progress(progress, label: str, total: int):
+def progress_bar(progress, label: str, total: int):
     """(progress, task id, whether we own it) or (None, None, False)."""
     if progress is False or progress is None:
         return None, None, False

@@ -97,6 +97,14 @@ class MLP:
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
         return self._loss(self.forward(x), y)[0]
 
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Loss and accuracy (NaN for mse) on ``(x, y)``, from one forward pass."""
+        out = self.forward(x)
+        loss = self._loss(out, y)[0]
+        if self.spec.loss != "cross_entropy":
+            return loss, float("nan")
+        return loss, float(np.mean(out.argmax(axis=1) == y))
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class indices (cross-entropy) or outputs (mse)."""
         out = self.forward(x)
