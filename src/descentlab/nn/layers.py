@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import Activation
+from .underflow import flush_tiny
 
 
 class Dense:
@@ -100,6 +101,8 @@ class Block:
             d = self.activation.backward(d)
         if self.norm is not None:
             d = self.norm.backward(d)
+        if d is not dy:  # a fresh array: the caller's may still be needed
+            flush_tiny(d)
         dx = self.dense.backward(d)
         if self.residual:
             dx = dy if dx is None else dx + dy

@@ -1,0 +1,133 @@
+"""``report.html``: one self-contained page (figures embedded as data: URIs, no scripts, nothing
+fetched) rendered with Jinja2 from what the results store holds.
+
+Every string that reaches the page (study, optimizer and network names, messages) goes
+through Jinja2's autoescaping; the page's Content-Security-Policy forbids scripts and any
+request besides its own data: images as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from .. import __version__
+from ..lab.store import FILENAME, Store
+from . import figures
+from .conclusion import conclude
+from .results import Results, Run, read
+
+REPORT = "report.html"
+
+
+@dataclass
+class Figure:
+    png: str  # base64
+    alt: str
+    caption: str
+
+
+@dataclass
+class Section:
+    heading: str
+    anchor: str
+    figures: list[Figure] = field(default_factory=list)
+
+
+def _figure(png: bytes, alt: str, caption: str) -> Figure:
+    return Figure(base64.b64encode(png).decode("ascii"), alt, caption)
+
+
+def _fmt(x: float, spec: str, missing: str = "—") -> str:
+    return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else missing
+
+
+def _row(run: Run) -> dict[str, str]:
+    tried = ", ".join(f"{lr:g} ({_fmt(acc, '.2f', 'diverged')})"
+                      for lr, acc, *_ in run.lr_search if lr is not None)
+    return {
+        "study": run.study, "optimizer": run.optimizer, "network": run.network,
+        "lr": _fmt(run.lr, "g"), "tried": tried,
+        "test_accuracy": _fmt(run.test_accuracy * 100, ".1f") + ("%" if math.isfinite(
+            run.test_accuracy) else ""),
+        "epochs_to_target": str(run.epochs_to_target) if run.epochs_to_target else "not reached",
+        "wall": _fmt(run.wall_s, ".1f") + " s", "status": run.status,
+        "finding": run.finding or "—",
+    }
+
+
+def _sections(results: Results) -> list[Section]:
+    sections = [Section("Gradients at initialisation", "initialisation", [_figure(
+        figures.initial_profile(results.runs), "gradient norm per layer at initialisation",
+        "The norm of each layer's weight gradient on the whole training split, before any "
+        "step. A line that falls towards layer 1 is the vanishing gradient.")])]
+    for number, study in enumerate(results.studies(), start=1):
+        runs = results.of(study)
+        section = Section(f"Study “{study}”", f"study-{number}")
+        section.figures.append(_figure(
+            figures.learning_curves(runs, f"{study}: learning curves"),
+            f"learning curves of study {study}",
+            "Training loss (mean over each epoch's batches) and validation accuracy after "
+            "each epoch."))
+        section.figures.append(_figure(
+            figures.update_ratios(runs, f"{study}: update-to-weight ratio per layer"),
+            f"update-to-weight ratios of study {study}",
+            "How much one step changes each layer's weights relative to their size (the "
+            "median over the epochs of each epoch's last step). Around 1e-3 is the usual "
+            "rule of thumb for a layer that learns; far below it, the layer hardly moves."))
+        section.figures.append(_figure(
+            figures.gradient_heatmaps(runs, f"{study}: gradient norm per layer over training"),
+            f"gradient norm heat maps of study {study}",
+            "Each layer's gradient norm (the mean over the epoch's steps) at every epoch; "
+            "epoch 0 is initialisation."))
+        sections.append(section)
+    return sections
+
+
+def render(results: Results, title: str = "descentlab report") -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("descentlab.report", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined)
+    targets = {r.target_accuracy for r in results.runs if r.target_accuracy is not None}
+    target_label = (f"{100 * targets.pop():g}% validation accuracy" if len(targets) == 1
+                    else "the target")
+    return environment.get_template("report.html.j2").render(
+        title=title, runs=results.runs, search_runs=results.search_runs,
+        unfinished=results.unfinished, conclusion=conclude(results),
+        table=[_row(run) for run in results.runs], target_label=target_label,
+        sections=_sections(results) if results.runs else [],
+        written=time.strftime("%Y-%m-%d %H:%M"), version=__version__,
+        database=str(Path(results.folder) / FILENAME))
+
+
+def write_report(folder: str | Path, title: str = "descentlab report") -> Path:
+    """Render ``folder/report.html`` from ``folder``'s results store and return its path.
+
+    The page is written to a temporary file in the same folder and renamed over the old one,
+    so that a reader never sees half a page.
+    """
+    folder = Path(folder)
+    if not (folder / FILENAME).is_file():
+        raise FileNotFoundError(f"{folder} holds no {FILENAME}: run a study into it first "
+                                f"(descentlab demo --out {folder} or descentlab vanish)")
+    with Store(folder) as store:
+        html = render(read(store), title)
+    descriptor, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+            f.write(html)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a report is not
+        os.replace(temporary, folder / REPORT)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return folder / REPORT
