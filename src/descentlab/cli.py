@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, cli_lab
 
 
 def _optimizers(args: argparse.Namespace) -> int:
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "is the compilation time")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     bench.set_defaults(run=_bench)
+    cli_lab.add_commands(commands)
     return parser
 
 
@@ -142,4 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "run", None) is None:
         parser.print_help()
         return 0
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (cli_lab.UsageError, ValueError, OSError) as exc:
+        # a problem with the input, the data or the output folder: one line, no traceback
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror and not \
+            str(exc) else str(exc)
+        print(f"descentlab {args.command}: {message}", file=sys.stderr)
+        return cli_lab.EXIT_USAGE

@@ -74,3 +74,21 @@ def studies(size: DemoSize = FULL, seed: int = 0) -> list[Study]:
         Study("remedies", list(remedies(base).values()),
               [by_label[label] for label in REMEDY_OPTIMIZERS], **common),
     ]
+
+
+def choice(name: str) -> OptimizerChoice:
+    """An optimizer for a study, by the demo's label (``SGD+momentum``, ``GD``, any case) or by
+    a ``descentlab.optim`` name with its default hyperparameters and a grid of three decades
+    around its default learning rate."""
+    from .. import optim
+    from ..optim import defaults_of
+    from .study import log_grid
+
+    by_label = {c.label.lower(): c for c in OPTIMIZERS}
+    if name.lower() in by_label:
+        return by_label[name.lower()]
+    if name in optim.OPTIMIZERS:
+        default = defaults_of(optim.OPTIMIZERS[name])["lr"]
+        return OptimizerChoice(name, name, lr_grid=log_grid(default, 1, 1))
+    raise ValueError(f"unknown optimizer {name!r}; choose from "
+                     f"{', '.join(dict.fromkeys([c.label for c in OPTIMIZERS] + list(optim.OPTIMIZERS)))}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -67,6 +68,31 @@ CREATE TABLE IF NOT EXISTS layers (
     PRIMARY KEY (run_id, epoch, layer)
 );
 """
+
+
+def fresh_folder(folder: str | Path, overwrite: bool = False) -> Path:
+    """Make ``folder`` ready for a new study: created if needed, and holding no results.
+
+    A folder that already holds a results store is refused, so that nothing is lost, unless
+    ``overwrite``, which deletes the store and the report first.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} exists and is not a folder")
+    database = folder / FILENAME
+    if database.exists():
+        if not overwrite:
+            raise ValueError(f"{folder} already holds results ({FILENAME}); choose another "
+                             f"folder or pass --overwrite to replace them")
+        for name in (FILENAME, FILENAME + "-wal", FILENAME + "-shm", "report.html"):
+            (folder / name).unlink(missing_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create output folder {folder}: {exc.strerror}") from exc
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write to output folder {folder}")
+    return folder
 
 
 def _finite(value: float | None) -> float | None:

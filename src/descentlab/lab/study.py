@@ -107,6 +107,16 @@ class Study:
     seed: int = 0  # initial weights and batch order
     target_accuracy: float | None = 0.9
 
+    def __post_init__(self) -> None:
+        if not self.networks or not self.optimizers:
+            raise ValueError(f"study {self.name!r} needs at least one network and one optimizer")
+        if not (isinstance(self.search_epochs, int) and self.search_epochs >= 1):
+            raise ValueError(f"search_epochs must be a positive integer, got "
+                             f"{self.search_epochs!r}")
+        TrainConfig(epochs=self.epochs, batch_size=self.batch_size)  # checks both
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}")
+
     def config(self, choice: OptimizerChoice, epochs: int) -> TrainConfig:
         batch = self.batch_size if choice.batch_size == "study" else choice.batch_size
         return TrainConfig(epochs=epochs, batch_size=batch, seed=self.seed,

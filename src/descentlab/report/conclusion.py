@@ -80,7 +80,7 @@ def _optimizers_on(network: str, runs: list[Run], explain: bool) -> list[str]:
         parts.append(f"{_join([r.optimizer for r in diverged])} diverged")
     text = [f"Trained on the {network} network, " + "; ".join(parts) + "."]
 
-    ratios = [(r, _relative_first_update(r)) for r in ranked]
+    ratios = [(r, _relative_first_update(r)) for r in ranked if r.status != "diverged"]
     ratios = [(r, q) for r, q in ratios if math.isfinite(q) and q > 0]
     if len(ratios) >= 2:
         ratios.sort(key=lambda rq: rq[1], reverse=True)

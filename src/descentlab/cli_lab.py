@@ -1,0 +1,258 @@
+"""The lab's subcommands: ``demo``, ``vanish``, ``report`` and ``trajectories``. Each parses its
+arguments and calls the library; problems the user can fix end in a one-line message and exit
+status 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A problem with the command's input: printed as one line, exit status 2."""
+
+
+def _check_json_target(path: str | None) -> None:
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+        raise UsageError(f"cannot write --json {path}: {folder} is not a writable folder")
+
+
+def _print_results(folder: Path, report: Path | None) -> None:
+    from rich.console import Console
+
+    from .lab import Store
+    from .report import read
+    from .report.conclusion import conclude
+    from .report.terminal import summary_table
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    with Store(folder) as store:
+        results = read(store)
+    console.print(summary_table(results))
+    for paragraph in conclude(results):
+        console.print(paragraph, markup=False, highlight=False)
+        console.print()
+    if report is not None:
+        console.print(f"report: {report}", markup=False, highlight=False)
+
+
+def _run(command: str, args: argparse.Namespace, studies, splits, title: str) -> int:
+    """Run ``studies`` into a fresh ``args.out``, then the report, the table and the JSON."""
+    from .lab import Store
+    from .lab.store import fresh_folder
+    from .lab.study import run_study
+    from .report import write_report
+
+    start = time.perf_counter()
+    folder = fresh_folder(args.out, args.overwrite)
+    try:
+        with Store(folder) as store:
+            for study in studies:
+                run_study(study, splits, store, progress=not args.quiet)
+            if args.json:
+                store.export_json(args.json)
+    except KeyboardInterrupt:
+        print(f"descentlab {command}: interrupted; the runs finished so far are in {folder} "
+              f"(descentlab report {folder} renders them)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    report = None if args.no_report else write_report(folder, title)
+    _print_results(folder, report)
+    print(f"{command} took {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from .data import prepare
+    from .lab import demo as plan
+
+    _check_json_target(args.json)
+    size = plan.QUICK if args.quick else plan.FULL
+    return _run("demo", args, plan.studies(size, args.seed), prepare("digits", seed=args.seed),
+                "descentlab demo: vanishing gradients in a deep sigmoid network")
+
+
+def vanish(args: argparse.Namespace) -> int:
+    from .data import load, prepare, read_cifar10, read_idx
+    from .lab import vanish as grid
+
+    _check_json_target(args.json)
+    if args.idx:
+        data = read_idx(*args.idx)
+    elif args.cifar10:
+        data = read_cifar10(args.cifar10)
+    else:
+        data = load(args.dataset)
+    specs = grid.networks(data, args.depth, args.width, args.activation, args.init,
+                          args.init_std, args.arch, args.dtype)
+    study = grid.study(args.name, specs, args.optimizers, epochs=args.epochs,
+                       search_epochs=args.search_epochs,
+                       batch_size=None if args.batch_size == 0 else args.batch_size,
+                       seed=args.seed, target_accuracy=args.target)
+    return _run("vanish", args, [study], prepare(data, seed=args.seed),
+                f"descentlab vanish: {args.name} on {data.name}")
+
+
+def report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.folder, args.title)
+    _print_results(Path(args.folder), path)
+    return 0
+
+
+def trajectories(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import trajectories as tr
+
+    rates = {}
+    for item in args.lr:
+        label, _, value = item.partition("=")
+        try:
+            rates[label] = float(value)
+        except ValueError:
+            raise UsageError(f"--lr expects LABEL=RATE such as Adam=0.05, got {item!r}") \
+                from None
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out}: {exc.strerror}") from None
+    table = Table(title="final points", title_justify="left")
+    for column in ("function", "optimizer", "lr", "steps", "f(final)", "distance to minimum",
+                   "note"):
+        table.add_column(column)
+    for name in args.functions:
+        function = tr.FUNCTIONS[name]
+        paths = tr.descend_all(function, args.steps, rates, args.optimizers)
+        written = [out / f"trajectories_{name}.png"]
+        tr.png(function, paths, str(written[0]))
+        if args.gif:
+            written.append(out / f"trajectories_{name}.gif")
+            tr.gif(function, paths, str(written[1]))
+        for path in paths:
+            end = path.points[-1]
+            distance = (f"{((end[0] - function.minimum[0]) ** 2 + (end[1] - function.minimum[1]) ** 2) ** 0.5:.3g}"  # noqa: E501
+                        if function.minimum is not None else "no minimum")
+            table.add_row(name, path.label, f"{path.lr:g}", str(len(path.points) - 1),
+                          f"{path.values[-1]:.4g}", distance, path.stopped)
+        print("wrote " + ", ".join(str(w) for w in written))
+    Console().print(table)
+    return 0
+
+
+def _study_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    parser.add_argument("--out", default=default_out, metavar="DIR",
+                        help=f"output folder for results.sqlite and report.html (default: "
+                             f"{default_out})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results already in --out (refused otherwise)")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also export every run (configuration, per-epoch metrics, "
+                             "per-layer statistics) as JSON to FILE")
+    parser.add_argument("--no-report", action="store_true", help="do not write report.html")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="data split, initial weights and batch order (default: 0)")
+
+
+def add_commands(commands) -> None:
+    from .data import BUILT_IN
+    from .lab.vanish import ARCHITECTURES
+    from .nn import ACTIVATIONS, INITS
+    from .trajectories import FUNCTIONS, OPTIMIZERS
+
+    parser = commands.add_parser(
+        "demo", help="the vanishing-gradient study on digits, with its report",
+        description="Train a 10-hidden-layer sigmoid network on scikit-learn's digits with GD, "
+                    "SGD, SGD with momentum, AdaGrad, RMSprop, Adadelta and Adam (each "
+                    "learning rate chosen on the validation split), then the same depth with "
+                    "ReLU + He initialisation, residual connections and layer normalisation. "
+                    "Prints a summary and writes report.html. About a minute on 2 cores; "
+                    "--quick: a smaller version in about 15 s.")
+    parser.add_argument("--quick", action="store_true",
+                        help="narrower network (128 units), fewer epochs")
+    _study_options(parser, "descentlab-demo")
+    parser.set_defaults(run=demo)
+
+    parser = commands.add_parser(
+        "vanish", help="a study over networks x optimizers, with per-layer diagnostics",
+        description="Train every combination of depth, width, activation, initialisation and "
+                    "architecture with every optimizer. Each optimizer's learning rate is "
+                    "chosen by a short search over a grid of three decades on the validation "
+                    "split; all runs share the data split, the initial weights and the batch "
+                    "order. Results go to DIR/results.sqlite as the runs go; DIR/report.html "
+                    "shows them.")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--dataset", default="digits", choices=list(BUILT_IN),
+                      help="a built-in dataset (default: digits)")
+    data.add_argument("--idx", nargs=2, metavar=("IMAGES", "LABELS"),
+                      help="MNIST / Fashion-MNIST IDX files you have (gzipped or not)")
+    data.add_argument("--cifar10", nargs="+", metavar="BATCH",
+                      help="CIFAR-10 binary batch files you have")
+    parser.add_argument("--name", default="vanish", help="the study's name (default: vanish)")
+    parser.add_argument("--depth", type=int, nargs="+", default=[10],
+                        help="hidden layers (default: 10)")
+    parser.add_argument("--width", type=int, nargs="+", default=[256],
+                        help="units per hidden layer (default: 256)")
+    parser.add_argument("--activation", nargs="+", default=["sigmoid"],
+                        choices=list(ACTIVATIONS), help="(default: sigmoid)")
+    parser.add_argument("--init", nargs="+", default=["normal"], choices=list(INITS),
+                        help="(default: normal)")
+    parser.add_argument("--init-std", type=float, default=0.1,
+                        help="standard deviation of init 'normal' (default: 0.1)")
+    parser.add_argument("--arch", nargs="+", default=["plain"], choices=list(ARCHITECTURES),
+                        help="architecture options (default: plain)")
+    parser.add_argument("--optimizers", nargs="+", default=["SGD+momentum", "Adam"],
+                        metavar="NAME",
+                        help="the demo's labels (GD, SGD, SGD+momentum, AdaGrad, RMSprop, "
+                             "Adadelta, Adam) or any descentlab.optim name (default: "
+                             "SGD+momentum Adam)")
+    parser.add_argument("--epochs", type=int, default=25, help="(default: 25)")
+    parser.add_argument("--search-epochs", type=int, default=8,
+                        help="epochs of each learning-rate search run (default: 8)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="mini-batch size; 0 for full-batch gradient descent (default: 64)")
+    parser.add_argument("--target", type=float, default=0.9,
+                        help="validation accuracy for 'epochs to target' (default: 0.9)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    _study_options(parser, "descentlab-vanish")
+    parser.set_defaults(run=vanish)
+
+    parser = commands.add_parser(
+        "report", help="re-render report.html from a results folder",
+        description="Render DIR/report.html from DIR/results.sqlite (written by demo or "
+                    "vanish) and print the summary.")
+    parser.add_argument("folder", metavar="DIR")
+    parser.add_argument("--title", default="descentlab report")
+    parser.set_defaults(run=report)
+
+    parser = commands.add_parser(
+        "trajectories", help="optimizers' paths on 2-D test functions (PNG, GIF)",
+        description="Run SGD, SGD with momentum, AdaGrad, RMSprop, Adadelta and Adam on "
+                    "Rosenbrock, Beale, a saddle and an ill-conditioned quadratic, and draw "
+                    "their paths over contour plots.")
+    parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS),
+                        choices=list(FUNCTIONS), help="(default: all)")
+    parser.add_argument("--optimizers", nargs="+", choices=[o[0] for o in OPTIMIZERS],
+                        metavar="LABEL", help="(default: all of "
+                        + ", ".join(o[0] for o in OPTIMIZERS) + ")")
+    parser.add_argument("--steps", type=int, default=500, help="(default: 500)")
+    parser.add_argument("--lr", action="append", default=[], metavar="LABEL=RATE",
+                        help="override a learning rate, e.g. --lr Adam=0.1 (repeatable)")
+    parser.add_argument("--gif", action="store_true", help="also write animated GIFs")
+    parser.add_argument("--out", default="descentlab-trajectories", metavar="DIR",
+                        help="output folder (default: descentlab-trajectories)")
+    parser.set_defaults(run=trajectories)
