@@ -171,3 +171,37 @@ def test_an_optimizer_trains_the_network():
         net.loss_and_grad(x, y)
         opt.step(net.grads)
     assert net.loss(x, y) < 0.1 * first
+
+
+# -- underflow: backpropagated signals below the flush limit become 0, never subnormal ---------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flush_tiny_zeroes_exactly_what_is_below_the_limit(dtype):
+    from descentlab.nn.underflow import flush_tiny, limit
+
+    tiny = np.finfo(dtype).tiny
+    assert limit(dtype) == float(tiny) * 2.0 ** 24
+    values = np.array([0.0, tiny / 8, -tiny, tiny * 2.0 ** 23, -tiny * 2.0 ** 24,
+                       tiny * 2.0 ** 25, 1e-3, -7.0, np.inf, np.nan], dtype=dtype)
+    expected = np.where(np.abs(values) < limit(dtype), 0, values)  # NaN compares False: kept
+    for layout in ("contiguous", "strided"):
+        a = np.tile(values, (3, 1)).copy()
+        view = a if layout == "contiguous" else a[::2]  # rows 0 and 2: not contiguous
+        flush_tiny(view)
+        np.testing.assert_array_equal(view[0], expected)
+    assert expected[4] == values[4] and expected[3] == 0  # the limit itself is kept
+
+
+def test_a_vanishing_network_has_zero_not_subnormal_gradients():
+    """Twenty sigmoid layers of tiny weights: the signal underflows on its way to layer 1.
+    No gradient entry is subnormal; the deepest layers' gradients are exactly 0."""
+    spec = nn.MLPSpec(8, 3, depth=20, width=16, activation="sigmoid", init="normal",
+                      init_std=0.01)
+    net = nn.MLP(spec, seed=0)
+    rng = np.random.default_rng(0)
+    net.loss_and_grad(rng.standard_normal((32, 8)).astype(np.float32),
+                      rng.integers(0, 3, 32))
+    tiny = np.finfo(np.float32).tiny
+    for g in net.grads:
+        assert not np.any((g != 0) & (np.abs(g) < tiny))
+    assert not np.any(net.weight_grads[0]) and np.any(net.weight_grads[-1])
