@@ -90,5 +90,5 @@ def choice(name: str) -> OptimizerChoice:
     if name in optim.OPTIMIZERS:
         default = defaults_of(optim.OPTIMIZERS[name])["lr"]
         return OptimizerChoice(name, name, lr_grid=log_grid(default, 1, 1))
-    raise ValueError(f"unknown optimizer {name!r}; choose from "
-                     f"{', '.join(dict.fromkeys([c.label for c in OPTIMIZERS] + list(optim.OPTIMIZERS)))}")
+    names = dict.fromkeys([c.label for c in OPTIMIZERS] + list(optim.OPTIMIZERS))
+    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(names)}")
