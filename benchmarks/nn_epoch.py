@@ -7,11 +7,18 @@ digits (the training split, 1077 examples, standardised), batch 64, float32, SGD
 cross-entropy. Three things are timed in turns, one epoch each per turn (same batches):
 
 - ``descentlab``: ``net.loss_and_grad`` + ``optim.SGD.step`` per batch (the bare loop);
-- ``descentlab lab``: ``descentlab.lab.train`` for one epoch, diagnostics included (per-step
-  gradient norms, the last step's update norms, evaluation on the validation split);
+- ``descentlab lab``: ``descentlab.lab.train`` for ``--epochs`` epochs in one call, divided
+  by the epochs, diagnostics included (per-step gradient norms, the last step's update norms,
+  evaluation on the validation split every epoch, the pass at initialisation and the test
+  evaluation once);
 - ``torch``: ``nn.Sequential`` of Linear + Sigmoid, ``cross_entropy``, ``backward``,
   ``torch.optim.SGD.step`` (its default implementation), with torch's threads set to the
   number of cores Numba uses.
+
+Every timed epoch starts after a pause of ``--settle`` seconds. Without it each library is
+timed while the other's worker threads still spin after its last call (OpenBLAS's for NumPy,
+OpenMP's for torch) and take one of the two cores: torch measured 2.5x slower right after a
+NumPy epoch than on its own.
 
 Prints the median epoch time of each and the ratios.
 """
@@ -33,6 +40,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--settle", type=float, default=0.3,
+                        help="pause before each timed epoch, seconds (default 0.3)")
     args = parser.parse_args()
 
     import numba
@@ -65,8 +74,6 @@ def main() -> None:
             net.loss_and_grad(x[rows], y[rows])
             opt.step(net.grads)
 
-    def lab(order):
-        train(lab_net, lab_opt, splits, TrainConfig(epochs=1, batch_size=args.batch))
 
     def theirs(order):
         index = torch.from_numpy(order)
@@ -77,19 +84,28 @@ def main() -> None:
             loss.backward()
             torch_opt.step()
 
-    runs = {"descentlab": ours, "descentlab lab": lab, "torch": theirs}
+    runs = {"descentlab": ours, "torch": theirs}
     times: dict[str, list[float]] = {k: [] for k in runs}
     for turn in range(args.epochs + 2):  # two warm-up turns
         order = rng.permutation(len(x))
         for name, run in runs.items():
+            time.sleep(args.settle)
             start = time.perf_counter()
             run(order)
             if turn >= 2:
                 times[name].append(time.perf_counter() - start)
     median = {k: float(np.median(v)) for k, v in times.items()}
+    # the lab's loop as a study runs it: one call for all epochs (one warm-up epoch first)
+    train(lab_net, lab_opt, splits, TrainConfig(epochs=1, batch_size=args.batch))
+    time.sleep(args.settle)
+    start = time.perf_counter()
+    train(lab_net, lab_opt, splits, TrainConfig(epochs=args.epochs, batch_size=args.batch))
+    median["descentlab lab"] = (time.perf_counter() - start) / args.epochs
     print(f"{args.depth} x {args.width} sigmoid MLP, digits train split ({len(x)} examples), "
-          f"batch {args.batch}, float32, {threads} threads; median of {args.epochs} epochs")
-    for name, seconds in median.items():
+          f"batch {args.batch}, float32, {threads} threads; median of {args.epochs} epochs "
+          f"(lab: mean of one {args.epochs}-epoch run)")
+    for name in ("descentlab", "descentlab lab", "torch"):
+        seconds = median[name]
         print(f"  {name:15s} {seconds * 1e3:7.1f} ms/epoch   torch / this = "
               f"{median['torch'] / seconds:.2f}x")
 

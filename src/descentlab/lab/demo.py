@@ -60,7 +60,7 @@ class DemoSize:
 
 
 FULL = DemoSize(width=256, epochs=25, search_epochs=8)
-QUICK = DemoSize(width=128, epochs=8, search_epochs=3)
+QUICK = DemoSize(width=128, epochs=8, search_epochs=2)
 
 
 def studies(size: DemoSize = FULL, seed: int = 0) -> list[Study]:
