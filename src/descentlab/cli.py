@@ -59,16 +59,8 @@ def _bench(args: argparse.Namespace) -> int:
     settings = BenchSettings(
         optimizers=args.optimizers, size=args.size, dtype=args.dtype, repeats=args.repeats,
         warmup=args.warmup, many=tuple(args.many), threads=args.threads, torch=not args.no_torch)
-    try:
-        settings.check()
-        if args.json:
-            folder = os.path.dirname(os.path.abspath(args.json))
-            if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
-                raise ValueError(f"cannot write --json {args.json}: {folder} is not a writable "
-                                 "folder")
-    except ValueError as exc:
-        print(f"descentlab bench: {exc}", file=sys.stderr)
-        return 2
+    settings.check()  # a ValueError: one line and exit status 2, from main
+    cli_lab.check_json_target(args.json)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description:>14}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:

@@ -18,7 +18,7 @@ class UsageError(Exception):
     """A problem with the command's input: printed as one line, exit status 2."""
 
 
-def _check_json_target(path: str | None) -> None:
+def check_json_target(path: str | None) -> None:
     if path is None:
         return
     folder = os.path.dirname(os.path.abspath(path))
@@ -74,7 +74,7 @@ def demo(args: argparse.Namespace) -> int:
     from .data import prepare
     from .lab import demo as plan
 
-    _check_json_target(args.json)
+    check_json_target(args.json)
     size = plan.QUICK if args.quick else plan.FULL
     return _run("demo", args, plan.studies(size, args.seed), prepare("digits", seed=args.seed),
                 "descentlab demo: vanishing gradients in a deep sigmoid network")
@@ -84,7 +84,7 @@ def vanish(args: argparse.Namespace) -> int:
     from .data import load, prepare, read_cifar10, read_idx
     from .lab import vanish as grid
 
-    _check_json_target(args.json)
+    check_json_target(args.json)
     if args.idx:
         data = read_idx(*args.idx)
     elif args.cifar10:
