@@ -97,7 +97,7 @@ def _optimizers_on(network: str, runs: list[Run], explain: bool) -> list[str]:
 
 def conclude(results: Results) -> list[str]:
     """Paragraphs of plain text (the template escapes them)."""
-    runs = [r for r in results.runs]
+    runs = list(results.runs)
     if not runs:
         return ["The store holds no finished runs yet."]
     if all(not math.isfinite(r.test_accuracy) for r in runs):
