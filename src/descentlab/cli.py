@@ -139,7 +139,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (cli_lab.UsageError, ValueError, OSError) as exc:
         # a problem with the input, the data or the output folder: one line, no traceback
-        message = exc.strerror if isinstance(exc, OSError) and exc.strerror and not \
-            str(exc) else str(exc)
-        print(f"descentlab {args.command}: {message}", file=sys.stderr)
+        print(f"descentlab {args.command}: {exc}", file=sys.stderr)
         return cli_lab.EXIT_USAGE

@@ -26,17 +26,13 @@ def check_json_target(path: str | None) -> None:
         raise UsageError(f"cannot write --json {path}: {folder} is not a writable folder")
 
 
-def _print_results(folder: Path, report: Path | None) -> None:
+def _print_results(results, report: Path | None) -> None:
     from rich.console import Console
 
-    from .lab import Store
-    from .report import read
     from .report.conclusion import conclude
     from .report.terminal import summary_table
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    with Store(folder) as store:
-        results = read(store)
     console.print(summary_table(results))
     for paragraph in conclude(results):
         console.print(paragraph, markup=False, highlight=False)
@@ -50,7 +46,7 @@ def _run(command: str, args: argparse.Namespace, studies, splits, title: str) ->
     from .lab import Store
     from .lab.store import fresh_folder
     from .lab.study import run_study
-    from .report import write_report
+    from .report import read_folder, write_report
 
     start = time.perf_counter()
     folder = fresh_folder(args.out, args.overwrite)
@@ -64,8 +60,9 @@ def _run(command: str, args: argparse.Namespace, studies, splits, title: str) ->
         print(f"descentlab {command}: interrupted; the runs finished so far are in {folder} "
               f"(descentlab report {folder} renders them)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    report = None if args.no_report else write_report(folder, title)
-    _print_results(folder, report)
+    results = read_folder(folder)
+    report = None if args.no_report else write_report(folder, title, results)
+    _print_results(results, report)
     print(f"{command} took {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -102,10 +99,10 @@ def vanish(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import read_folder, write_report
 
-    path = write_report(args.folder, args.title)
-    _print_results(Path(args.folder), path)
+    results = read_folder(args.folder)
+    _print_results(results, write_report(args.folder, args.title, results))
     return 0
 
 
@@ -143,9 +140,8 @@ def trajectories(args: argparse.Namespace) -> int:
             written.append(out / f"trajectories_{name}.gif")
             tr.gif(function, paths, str(written[1]))
         for path in paths:
-            end = path.points[-1]
-            distance = (f"{((end[0] - function.minimum[0]) ** 2 + (end[1] - function.minimum[1]) ** 2) ** 0.5:.3g}"  # noqa: E501
-                        if function.minimum is not None else "no minimum")
+            distance = function.distance_to_minimum(path.points[-1])
+            distance = "no minimum" if distance is None else f"{distance:.3g}"
             table.add_row(name, path.label, f"{path.lr:g}", str(len(path.points) - 1),
                           f"{path.values[-1]:.4g}", distance, path.stopped)
         print("wrote " + ", ".join(str(w) for w in written))

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .. import optim
 from ..nn import MLPSpec
-from .study import OptimizerChoice, Study
+from .study import OptimizerChoice, Study, log_grid
 
 BASELINE = MLPSpec(inputs=64, outputs=10, depth=10, width=256, activation="sigmoid",
                    init="normal", init_std=0.1)
@@ -80,15 +81,11 @@ def choice(name: str) -> OptimizerChoice:
     """An optimizer for a study, by the demo's label (``SGD+momentum``, ``GD``, any case) or by
     a ``descentlab.optim`` name with its default hyperparameters and a grid of three decades
     around its default learning rate."""
-    from .. import optim
-    from ..optim import defaults_of
-    from .study import log_grid
-
     by_label = {c.label.lower(): c for c in OPTIMIZERS}
     if name.lower() in by_label:
         return by_label[name.lower()]
     if name in optim.OPTIMIZERS:
-        default = defaults_of(optim.OPTIMIZERS[name])["lr"]
+        default = optim.defaults_of(optim.OPTIMIZERS[name])["lr"]
         return OptimizerChoice(name, name, lr_grid=log_grid(default, 1, 1))
     names = dict.fromkeys([c.label for c in OPTIMIZERS] + list(optim.OPTIMIZERS))
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(names)}")

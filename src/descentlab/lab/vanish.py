@@ -43,8 +43,6 @@ def networks(data: Dataset, depths: Sequence[int], widths: Sequence[int],
 def study(name: str, specs: Sequence[MLPSpec], optimizers: Sequence[str], *, epochs: int,
           search_epochs: int, batch_size: int | None, seed: int,
           target_accuracy: float | None) -> Study:
-    if not optimizers:
-        raise ValueError("name at least one optimizer")
     return Study(name, list(specs), [choice(o) for o in optimizers], epochs=epochs,
                  search_epochs=search_epochs, batch_size=batch_size, seed=seed,
                  target_accuracy=target_accuracy)

@@ -2,6 +2,6 @@
 page (``report.html``)."""
 
 from .page import REPORT, render, write_report
-from .results import Results, Run, read
+from .results import Results, Run, read, read_folder
 
-__all__ = ["REPORT", "Results", "Run", "read", "render", "write_report"]
+__all__ = ["REPORT", "Results", "Run", "read", "read_folder", "render", "write_report"]

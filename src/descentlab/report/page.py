@@ -19,10 +19,10 @@ from pathlib import Path
 import jinja2
 
 from .. import __version__
-from ..lab.store import FILENAME, Store
+from ..lab.store import FILENAME
 from . import figures
 from .conclusion import conclude
-from .results import Results, Run, read
+from .results import Results, Run, read_folder
 
 REPORT = "report.html"
 
@@ -63,6 +63,21 @@ def _row(run: Run) -> dict[str, str]:
     }
 
 
+# each study's figures: how to draw it, its title, its caption
+_STUDY_FIGURES = (
+    (figures.learning_curves, "learning curves",
+     "Training loss (mean over each epoch's batches) and validation accuracy after each "
+     "epoch."),
+    (figures.update_ratios, "update-to-weight ratio per layer",
+     "How much one step changes each layer's weights relative to their size (the median over "
+     "the epochs of each epoch's last step). Around 1e-3 is the usual rule of thumb for a "
+     "layer that learns; far below it, the layer hardly moves."),
+    (figures.gradient_heatmaps, "gradient norm per layer over training",
+     "Each layer's gradient norm (the mean over the epoch's steps) at every epoch; epoch 0 is "
+     "initialisation."),
+)
+
+
 def _sections(results: Results) -> list[Section]:
     sections = [Section("Gradients at initialisation", "initialisation", [_figure(
         figures.initial_profile(results.runs), "gradient norm per layer at initialisation",
@@ -70,24 +85,9 @@ def _sections(results: Results) -> list[Section]:
         "step. A line that falls towards layer 1 is the vanishing gradient.")])]
     for number, study in enumerate(results.studies(), start=1):
         runs = results.of(study)
-        section = Section(f"Study “{study}”", f"study-{number}")
-        section.figures.append(_figure(
-            figures.learning_curves(runs, f"{study}: learning curves"),
-            f"learning curves of study {study}",
-            "Training loss (mean over each epoch's batches) and validation accuracy after "
-            "each epoch."))
-        section.figures.append(_figure(
-            figures.update_ratios(runs, f"{study}: update-to-weight ratio per layer"),
-            f"update-to-weight ratios of study {study}",
-            "How much one step changes each layer's weights relative to their size (the "
-            "median over the epochs of each epoch's last step). Around 1e-3 is the usual "
-            "rule of thumb for a layer that learns; far below it, the layer hardly moves."))
-        section.figures.append(_figure(
-            figures.gradient_heatmaps(runs, f"{study}: gradient norm per layer over training"),
-            f"gradient norm heat maps of study {study}",
-            "Each layer's gradient norm (the mean over the epoch's steps) at every epoch; "
-            "epoch 0 is initialisation."))
-        sections.append(section)
+        sections.append(Section(f"Study “{study}”", f"study-{number}", [
+            _figure(draw(runs, f"{study}: {title}"), f"{title} of study {study}", caption)
+            for draw, title, caption in _STUDY_FIGURES]))
     return sections
 
 
@@ -107,18 +107,16 @@ def render(results: Results, title: str = "descentlab report") -> str:
         database=str(Path(results.folder) / FILENAME))
 
 
-def write_report(folder: str | Path, title: str = "descentlab report") -> Path:
-    """Render ``folder/report.html`` from ``folder``'s results store and return its path.
+def write_report(folder: str | Path, title: str = "descentlab report",
+                 results: Results | None = None) -> Path:
+    """Render ``folder/report.html`` from ``folder``'s results store (or ``results`` already
+    read from it) and return its path.
 
     The page is written to a temporary file in the same folder and renamed over the old one,
     so that a reader never sees half a page.
     """
     folder = Path(folder)
-    if not (folder / FILENAME).is_file():
-        raise FileNotFoundError(f"{folder} holds no {FILENAME}: run a study into it first "
-                                f"(descentlab demo --out {folder} or descentlab vanish)")
-    with Store(folder) as store:
-        html = render(read(store), title)
+    html = render(results if results is not None else read_folder(folder), title)
     descriptor, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as f:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..lab.store import Store
+from ..lab.store import FILENAME, Store
 from ..lab.study import describe
 from ..nn import MLPSpec
 
@@ -62,13 +63,13 @@ class Run:
         return matrix
 
     def initial_grad_norms(self) -> np.ndarray:
-        return np.array([_num(r["grad_norm"]) for r in self.layers if r["epoch"] == 0])
+        return self.layer_matrix("grad_norm")[0]
 
     def update_ratio_profile(self) -> np.ndarray:
         """Per layer, the median over the training epochs of the update-to-weight ratio."""
         matrix = self.layer_matrix("update_ratio")[1:]
         if matrix.size == 0 or np.all(np.isnan(matrix)):
-            return np.full(matrix.shape[1] if matrix.ndim == 2 else 0, np.nan)
+            return np.full(matrix.shape[1], np.nan)
         return np.nanmedian(matrix, axis=0)
 
 
@@ -120,3 +121,13 @@ def read(store: Store) -> Results:
             finding=row["finding"] or "", message=row["message"] or "",
             epochs=store.epochs(row["id"]), layers=store.layers(row["id"])))
     return Results(str(store.folder), finals, searches, unfinished)
+
+
+def read_folder(folder: str | Path) -> Results:
+    """``read`` the store of ``folder``, which must hold one (a new one is never created)."""
+    folder = Path(folder)
+    if not (folder / FILENAME).is_file():
+        raise FileNotFoundError(f"{folder} holds no {FILENAME}: run a study into it first "
+                                f"(descentlab demo --out {folder} or descentlab vanish)")
+    with Store(folder) as store:
+        return read(store)

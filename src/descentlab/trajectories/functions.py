@@ -30,6 +30,12 @@ class TestFunction:
     minimum: tuple[float, float] | None
     log_levels: bool  # contour levels on a log scale (f >= 0 with a wide range)
 
+    def distance_to_minimum(self, point: Point) -> float | None:
+        """Euclidean distance from ``point`` to the minimum; None where there is none."""
+        if self.minimum is None:
+            return None
+        return float(np.hypot(point[0] - self.minimum[0], point[1] - self.minimum[1]))
+
 
 def _rosenbrock(x, y):
     return (1 - x) ** 2 + 100 * (y - x * x) ** 2
