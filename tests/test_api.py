@@ -14,6 +14,7 @@ import pytest
 from conftest import require_torch
 
 import descentlab.optim as optim
+from descentlab.optim.algorithms import IMPLEMENTATION
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_NAMES = [name for name in optim.OPTIMIZERS if name != "Lion"]
@@ -25,7 +26,7 @@ def test_signature_matches_torch(name):
     torch = require_torch()
     ours = inspect.signature(optim.OPTIMIZERS[name]).parameters
     theirs = inspect.signature(getattr(torch.optim, name)).parameters
-    ours = {arg: p for arg, p in ours.items() if arg != "executor"}  # descentlab's own keyword
+    ours = {arg: p for arg, p in ours.items() if arg not in IMPLEMENTATION}  # our own keywords
     for arg, parameter in ours.items():
         assert arg in theirs, f"{name}({arg}) is not a torch.optim argument"
         assert parameter.default == theirs[arg].default, (name, arg)

@@ -1,7 +1,8 @@
 """Invalid hyperparameters and inputs are refused with a clear error, before anything changes.
 
-Hyperparameter errors carry torch.optim's wording; where torch has the optimizer, the message
-is also compared with the one torch itself raises for the same arguments.
+Hyperparameter errors start with torch.optim's wording and go on to name the argument; where
+torch has the optimizer, the start is compared with the message torch itself raises for the
+same arguments.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def test_invalid_hyperparameter_raises_with_torch_wording(row):
     w = np.arange(3.0)
     with pytest.raises(ValueError) as info:
         optim.OPTIMIZERS[name]([w], **kwargs)
-    assert str(info.value) == message
+    assert str(info.value).startswith(message)
+    for argument, value in kwargs.items():  # the argument and its value are both named
+        assert argument in str(info.value)
+        assert str(value if not isinstance(value, tuple) else value[0 if value[0] >= 1 else 1]) \
+            in str(info.value)
     np.testing.assert_array_equal(w, np.arange(3.0))
 
 
@@ -105,18 +110,136 @@ def test_changed_param_group_is_checked_at_the_next_step(stepped):
     assert _snapshot(opt, params) == before
 
 
-@pytest.mark.parametrize("grads, error, match", [
-    ([np.ones((2, 3))], ValueError, "got 1 gradients for 2 parameters"),
-    ([np.ones((3, 2)), np.ones(4)], ValueError, r"gradient 0 has shape \(3, 2\)"),
-    ([np.ones((2, 3)), np.ones(4, dtype=np.float32)], ValueError, "gradient 1 has dtype float32"),
-    ([np.ones((2, 3)), [1.0, 1.0, 1.0, 1.0]], TypeError, "gradient 1 is a list"),
+def _readonly(shape):
+    a = np.ones(shape)
+    a.flags.writeable = False
+    return a
+
+
+BAD_GRADIENTS = [
+    # (gradients for params of shapes (2, 3) and (4,), error, message)
+    (lambda ps: [np.ones((2, 3))], ValueError, "got 1 gradients for 2 parameters"),
+    (lambda ps: [np.ones((3, 2)), np.ones(4)], ValueError,
+     r"parameter 0 of group 0: its gradient has shape \(3, 2\); the parameter has \(2, 3\)"),
+    (lambda ps: [np.ones((2, 3)), np.ones(4, np.float32)], ValueError,
+     r"parameter 1 of group 0: its gradient has dtype float32 \(floating point\)"),
+    (lambda ps: [np.ones((2, 3), np.int64), np.ones(4)], ValueError,
+     r"parameter 0 of group 0: its gradient has dtype int64 \(integer\)"),
+    (lambda ps: [np.ones((2, 3)), np.ones(4, np.complex128)], ValueError,
+     r"parameter 1 of group 0: its gradient has dtype complex128 \(complex\)"),
+    (lambda ps: [np.ones((2, 3)), [1.0, 1.0, 1.0, 1.0]], TypeError,
+     "parameter 1 of group 0: its gradient is a list"),
+    (lambda ps: [ps[0], np.ones(4)], ValueError,
+     "parameter 0 of group 0: its gradient shares memory with the parameter"),
+    (lambda ps: [np.ones((2, 3)), ps[1][::-1]], ValueError,
+     "parameter 1 of group 0: its gradient shares memory with the parameter"),
+    (lambda ps: [np.ones((2, 3)), _readonly(4)], None, None),  # a read-only gradient is fine
+]
+
+
+@pytest.mark.parametrize("executor", ["fused", "arraywise"])
+@pytest.mark.parametrize("row", range(len(BAD_GRADIENTS)))
+def test_bad_gradients_are_refused_before_any_change(executor, row):
+    make, error, match = BAD_GRADIENTS[row]
+    params = [np.arange(6.0).reshape(2, 3), np.ones(4)]
+    opt = optim.Adam(params, lr=0.1, executor=executor)
+    opt.step([np.ones((2, 3)), np.ones(4)])
+    before = _snapshot(opt, params)
+    if error is None:
+        opt.step(make(params))
+        assert _snapshot(opt, params) != before
+        return
+    with pytest.raises(error, match=match):
+        opt.step(make(params))
+    assert _snapshot(opt, params) == before
+
+
+def test_errors_name_parameters_when_names_were_given():
+    w, b = np.ones((2, 3)), np.zeros(3)
+    opt = optim.SGD([("fc.weight", w), ("fc.bias", b)], lr=0.1)
+    assert opt.param_groups[0]["param_names"] == ["fc.weight", "fc.bias"]
+    with pytest.raises(ValueError, match=r"parameter 'fc.bias': its gradient has shape \(4,\)"):
+        opt.step([np.ones((2, 3)), np.ones(4)])
+    bad = np.ones((2, 3))
+    bad[1, 1] = np.nan
+    with pytest.raises(FloatingPointError, match="parameter 'fc.weight'"):
+        opt.step([bad, np.ones(3)])
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["fc.weight", "fc.bias"]
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ([("a", np.zeros(2)), np.zeros(2)], TypeError, "mixes"),
+    ([("a", np.zeros(2)), ("a", np.zeros(2))], ValueError, "name 'a' is used twice"),
+    ([("w", np.zeros(2, np.int32))], TypeError, r"parameter 'w' has dtype int32 \(integer\)"),
+    ([{"params": [np.zeros(2)], "param_names": ["a", "b"]}], ValueError, "one string per"),
 ])
-def test_bad_gradients_are_refused_before_any_change(stepped, grads, error, match):
-    opt, params = stepped
+def test_bad_names_are_refused(params, error, match):
+    with pytest.raises(error, match=match):
+        optim.SGD(params, lr=0.1)
+
+
+@pytest.mark.parametrize("edit, error, match", [
+    (lambda opt, ps: ps[1].flags.__setattr__("writeable", False), ValueError,
+     "parameter 1 of group 0: it is read-only"),
+    (lambda opt, ps: opt.param_groups[0]["params"].__setitem__(0, [1.0] * 6), TypeError,
+     "parameter 0 of group 0: it is a list, not a NumPy array"),
+    (lambda opt, ps: opt.param_groups[0]["params"].__setitem__(1, np.ones(4, np.int64)),
+     TypeError, r"parameter 1 of group 0: it has dtype int64 \(integer\)"),
+])
+def test_parameters_edited_after_construction_are_checked_at_the_next_step(edit, error, match):
+    params = [np.arange(6.0).reshape(2, 3), np.ones(4)]
+    opt = optim.Adam(params, lr=0.1)
+    opt.step([np.ones((2, 3)), np.ones(4)])
+    edit(opt, params)
     before = _snapshot(opt, params)
     with pytest.raises(error, match=match):
-        opt.step(grads)
+        opt.step([np.ones((2, 3)), np.ones(4)])
     assert _snapshot(opt, params) == before
+
+
+EDITED_HYPERPARAMETERS = [
+    ("lr", float("nan"), "Invalid learning rate: nan"),
+    ("eps", 0.0, r"Invalid epsilon value: 0.0 \(eps must be a finite number > 0\)"),
+    ("betas", (0.9, 1.0), r"betas\[1\] must be in \[0, 1\)"),
+    ("weight_decay", -1.0, "weight_decay must be a finite number >= 0"),
+    ("amsgrad", "yes", "amsgrad must be True or False, got 'yes'"),
+    ("maximize", 1, "maximize must be True or False, got 1"),
+]
+
+
+@pytest.mark.parametrize("name, value, match", EDITED_HYPERPARAMETERS)
+def test_edited_hyperparameters_are_refused_at_construction_and_at_the_next_step(
+        name, value, match):
+    with pytest.raises(ValueError, match=match):
+        optim.Adam([np.ones(3)], **{name: value})
+    params = [np.arange(3.0)]
+    opt = optim.Adam(params, lr=0.1)
+    opt.step([np.ones(3)])
+    before = _snapshot(opt, params)
+    opt.param_groups[0][name] = value
+    with pytest.raises(ValueError, match=match):
+        opt.step([np.ones(3)])
+    assert _snapshot(opt, params) == before
+
+
+EPS_OPTIMIZERS = [name for name in optim.OPTIMIZERS if name not in ("SGD", "Lion")]
+
+
+@pytest.mark.parametrize("name", EPS_OPTIMIZERS)
+@pytest.mark.parametrize("eps", [0.0, -0.0, float("inf"), float("nan")])
+def test_eps_must_be_positive_and_finite(name, eps):
+    with pytest.raises(ValueError, match=r"eps must be a finite number > 0"):
+        optim.OPTIMIZERS[name]([np.ones(2)], eps=eps)
+
+
+def test_dampening_must_be_finite():
+    with pytest.raises(ValueError, match="dampening must be a finite number"):
+        optim.SGD([np.ones(2)], lr=0.1, momentum=0.9, dampening=float("nan"))
+
+
+def test_unknown_nonfinite_mode_is_refused():
+    with pytest.raises(ValueError, match="nonfinite must be one of 'raise', 'skip', got 'warn'"):
+        optim.SGD([np.ones(2)], lr=0.1, nonfinite="warn")
 
 
 @pytest.mark.parametrize("params, error, match", [

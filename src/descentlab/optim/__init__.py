@@ -22,6 +22,7 @@ from .algorithms import (
     RMSprop,
     defaults_of,
 )
+from .checkpoint import LoadResult, load, save
 from .clipping import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
 from .schedules import (
@@ -39,7 +40,7 @@ from .schedules import (
 __all__ = [
     "OPTIMIZERS", "Optimizer", "defaults_of",
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion",
-    "clip_grad_norm_", "clip_grad_value_",
+    "clip_grad_norm_", "clip_grad_value_", "save", "load", "LoadResult",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
     "OneCycleLR", "ReduceLROnPlateau", "SequentialLR",
 ]

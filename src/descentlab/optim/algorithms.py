@@ -53,10 +53,12 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize), executor=executor)
+                                      maximize=maximize), executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -76,10 +78,12 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
-                                      eps=eps, maximize=maximize), executor=executor)
+                                      eps=eps, maximize=maximize), executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -100,10 +104,12 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize),
-                         executor=executor)
+                         executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -122,9 +128,11 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize), executor=executor)
+                                      maximize=maximize), executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -145,11 +153,13 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize,
                                       decoupled_weight_decay=decoupled_weight_decay),
-                         executor=executor)
+                         executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -167,10 +177,12 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True,
-                         executor=executor)
+                         executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -189,9 +201,11 @@ class Adamax(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize), executor=executor)
+                                      maximize=maximize), executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -212,11 +226,13 @@ class NAdam(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize), executor=executor)
+                                      maximize=maximize), executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -236,10 +252,12 @@ class RAdam(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize), executor=executor)
+                                      maximize=maximize), executor=executor,
+                         nonfinite=nonfinite)
 
 
 @_documented
@@ -257,10 +275,15 @@ class Lion(Optimizer):
         *,
         maximize: bool = False,
         executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay,
-                                      maximize=maximize), executor=executor)
+                                      maximize=maximize), executor=executor,
+                         nonfinite=nonfinite)
 
+
+# keywords that choose how the algorithm runs or guards itself, not what it computes
+IMPLEMENTATION = ("executor", "nonfinite")
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.__name__: cls
@@ -273,5 +296,5 @@ def defaults_of(cls: type[Optimizer]) -> dict[str, Any]:
     return {
         name: parameter.default
         for name, parameter in inspect.signature(cls).parameters.items()
-        if parameter.default is not inspect.Parameter.empty and name != "executor"
+        if parameter.default is not inspect.Parameter.empty and name not in IMPLEMENTATION
     }

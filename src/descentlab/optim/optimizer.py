@@ -9,6 +9,8 @@ step counts, ``None`` gradients, lazily created state) are torch.optim's.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import repeat
@@ -18,23 +20,32 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .executors import make_executor
+from .executors.finite import nonfinite_positions
 from .executors.ndarray_fields import gradients_agree
 from .rules import Rule
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+NONFINITE = ("raise", "skip")
 
 
 class Optimizer:
     """Base class: subclasses set ``rule`` and pass their hyperparameters as ``defaults``.
 
     Args:
-        params: a sequence of NumPy arrays (float32 or float64, any shape), or a sequence of
-            dicts ``{"params": [...], **hyperparameters}`` (parameter groups, as in
-            torch.optim); a group's missing hyperparameters come from ``defaults``.
+        params: a sequence of NumPy arrays (float32 or float64, any shape), or of
+            ``(name, array)`` pairs (as torch's ``named_parameters()`` gives them: errors and
+            checkpoints then use the names), or a sequence of dicts
+            ``{"params": [...], **hyperparameters}`` (parameter groups, as in torch.optim); a
+            group's missing hyperparameters come from ``defaults``.
         defaults: the hyperparameters of the algorithm.
         executor: ``"fused"`` (the default: each step one compiled, multithreaded pass over
             all parameters of a group, see ``executors.fused``) or ``"arraywise"`` (the
             readable NumPy reference; same numbers, slower, and no compilation).
+        nonfinite: what a step does when a gradient holds a NaN or an infinity: ``"raise"``
+            (the default) raises FloatingPointError naming the parameters; ``"skip"`` skips
+            the whole step and counts it in ``skipped_steps`` (optax's ``apply_if_finite``).
+            Either way nothing is changed. (torch.optim has no such check: a NaN gradient
+            makes NaN parameters.)
 
     The arrays passed in *are* the parameters: ``step`` updates them in place.
 
@@ -44,19 +55,31 @@ class Optimizer:
             the next step.
         state: per-parameter state, keyed by the parameter's position in group order (the same
             keys ``state_dict`` uses): ``"step"`` and the rule's state arrays.
+        skipped_steps: steps skipped for non-finite gradients (``nonfinite="skip"``).
     """
 
     rule: ClassVar[Rule]
 
     def __init__(
-        self, params: Iterable[Any], defaults: Mapping[str, Any], *, executor: str = "fused"
+        self,
+        params: Iterable[Any],
+        defaults: Mapping[str, Any],
+        *,
+        executor: str = "fused",
+        nonfinite: str = "raise",
     ) -> None:
+        if nonfinite not in NONFINITE:
+            raise ValueError(f"nonfinite must be one of {', '.join(map(repr, NONFINITE))}, "
+                             f"got {nonfinite!r}")
         self.executor = make_executor(executor)
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
         self.defaults = dict(defaults)
-        self.rule.check(self.defaults)
+        self._check_group(self.defaults)
         groups = _as_groups(params)
         prepared = [self._prepare_group(group, i) for i, group in enumerate(groups)]
         _refuse_shared_params(prepared)
+        _refuse_shared_names(prepared)
         self.param_groups: list[dict[str, Any]] = prepared
         self.state: dict[int, dict[str, Any]] = {}
         first = 0
@@ -74,16 +97,56 @@ class Optimizer:
         if isinstance(params, np.ndarray):
             params = [params]
         params = list(params)
+        names = group.get("param_names")
+        named = [_is_named(item) for item in params]
+        if any(named):
+            if not all(named):
+                raise TypeError(f"parameter group {number} mixes (name, array) pairs and bare "
+                                "arrays; name all of its parameters or none")
+            if names is not None:
+                raise ValueError(f"parameter group {number} names its parameters twice (pairs "
+                                 "and 'param_names')")
+            names = [name for name, _ in params]
+            params = [p for _, p in params]
         for index, p in enumerate(params):
-            _check_param(p, f"parameter {index} of group {number}")
+            where = (f"parameter {names[index]!r}" if names is not None and index < len(names)
+                     else f"parameter {index} of group {number}")
+            _check_param(p, where)
         full = {**self.defaults, **group, "params": params}
-        self.rule.check(full)
+        if names is not None:
+            names = list(names)
+            if len(names) != len(params) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"parameter group {number}: 'param_names' must hold one string "
+                                 f"per parameter ({len(params)})")
+            full["param_names"] = names
+        self._check_group(full)
         return full
+
+    def _check_group(self, group: Mapping[str, Any]) -> None:
+        """Raise ValueError, naming the argument and its value, for a bad hyperparameter."""
+        self.rule.check(group)
+        for name in _flags(type(self)):
+            if name in group and not isinstance(group[name], (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {group[name]!r}")
+
+    def _where(self, position: int) -> str:
+        """How errors name the parameter at ``position`` (group order): by its name when the
+        optimizer was given names, by group and index otherwise."""
+        for number, group in enumerate(self.param_groups):
+            count = len(group["params"])
+            if position < count:
+                names = group.get("param_names")
+                if names is not None and position < len(names):
+                    return f"parameter {names[position]!r}"
+                return f"parameter {position} of group {number}"
+            position -= count
+        return f"parameter {position}"
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a parameter group (e.g. layers unfrozen during fine-tuning), as torch does."""
         group = self._prepare_group(param_group, len(self.param_groups))
         _refuse_shared_params([*self.param_groups, group])
+        _refuse_shared_names([*self.param_groups, group])
         self.param_groups.append(group)
         self._create_eager_state(group, len(self._params()) - len(group["params"]))
 
@@ -108,8 +171,9 @@ class Optimizer:
                 and, within a group, of its ``"params"``). ``None`` leaves that parameter and
                 its state untouched, as torch does for a parameter whose ``.grad`` is None.
 
-        Everything is checked before anything changes: on a ValueError the parameters and
-        the state are as they were.
+        Everything is checked before anything changes: on an error (ValueError or TypeError
+        for bad input, FloatingPointError for a non-finite gradient) the parameters and the
+        state are as they were.
         """
         params = self._params()
         grads = list(grads)
@@ -119,14 +183,29 @@ class Optimizer:
                 "parameter in group order (None for a parameter without gradient)"
             )
         for group in self.param_groups:
-            self.rule.check(group)
+            self._check_group(group)
         # One compiled pass answers for the usual case (stepping many small arrays must not pay
-        # a Python check per array); anything else is looked at one by one.
+        # a Python check per array); anything else is looked at one by one. The parameters are
+        # checked again: ``param_groups`` may have been edited since.
         all_present = gradients_agree(params, grads)
         if not all_present:
             for index, (p, g) in enumerate(zip(params, grads, strict=True)):
-                if g is not None:
-                    grads[index] = _checked_grad(p, g, index)
+                try:
+                    _check_param(p, "it")
+                    if g is not None:
+                        grads[index] = _checked_grad(p, g)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"{self._where(index)}: {exc}") from None
+        bad = nonfinite_positions(grads)
+        if bad:
+            if self.nonfinite == "skip":
+                self.skipped_steps += 1
+                return
+            shown = ", ".join(self._where(i) for i in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise FloatingPointError(
+                f"non-finite gradient (NaN or infinity) for {shown}{more}; nothing was changed "
+                "(nonfinite='skip' skips such steps instead)")
 
         first = 0
         for number, group in enumerate(self.param_groups):
@@ -212,7 +291,7 @@ class Optimizer:
             index: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
             for index, s in self.state.items()
         }
-        return {"state": state, "param_groups": groups}
+        return {"state": state, "param_groups": groups, "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a state made by :meth:`state_dict` (of an optimizer over the same shapes).
@@ -238,7 +317,7 @@ class Optimizer:
                     f"dict and {len(group['params'])} here"
                 )
             merged = {**group, **{k: v for k, v in saved.items() if k != "params"}}
-            self.rule.check(merged)
+            self._check_group(merged)
             new_groups.append(merged)
 
         params = self._params()
@@ -272,8 +351,12 @@ class Optimizer:
                 restored[name] = np.array(value, order="C", copy=True)
             new_state[index] = restored
 
+        skipped = state_dict.get("skipped_steps", 0)
+        if isinstance(skipped, bool) or not isinstance(skipped, (int, np.integer)) or skipped < 0:
+            raise ValueError(f"skipped_steps must be a count >= 0, got {skipped!r}")
         self.param_groups = new_groups
         self.state = new_state
+        self.skipped_steps = int(skipped)
         self.executor.forget()  # let go of the replaced arrays
 
     def __repr__(self) -> str:
@@ -341,13 +424,39 @@ def _as_groups(params: Iterable[Any]) -> list[Mapping[str, Any]]:
     return [{"params": items}]
 
 
+@functools.cache
+def _flags(cls: type) -> tuple[str, ...]:
+    """The hyperparameters of ``cls`` that are switches: those whose default is a bool."""
+    return tuple(name for name, parameter in inspect.signature(cls).parameters.items()
+                 if isinstance(parameter.default, bool))
+
+
+def _is_named(item: Any) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+
+
 def _check_param(p: Any, where: str) -> None:
     if not isinstance(p, np.ndarray):
         raise TypeError(f"{where} is a {type(p).__name__}, not a NumPy array")
     if p.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"{where} has dtype {p.dtype}; supported: float32, float64")
+        raise TypeError(f"{where} has dtype {p.dtype} ({_kind(p.dtype)}); supported: float32, "
+                        "float64")
     if not p.flags.writeable:
         raise ValueError(f"{where} is read-only; the optimizer updates parameters in place")
+
+
+def _kind(dtype: np.dtype) -> str:
+    return {"b": "boolean", "i": "integer", "u": "integer", "c": "complex",
+            "f": "floating point"}.get(dtype.kind, "not a number type")
+
+
+def _refuse_shared_names(groups: Sequence[Mapping[str, Any]]) -> None:
+    seen: set[str] = set()
+    for group in groups:
+        for name in group.get("param_names") or ():
+            if name in seen:
+                raise ValueError(f"parameter name {name!r} is used twice")
+            seen.add(name)
 
 
 def _refuse_shared_params(groups: Sequence[Mapping[str, Any]]) -> None:
@@ -359,15 +468,21 @@ def _refuse_shared_params(groups: Sequence[Mapping[str, Any]]) -> None:
             seen.add(id(p))
 
 
-def _checked_grad(p: np.ndarray, g: Any, index: int) -> np.ndarray:
+def _checked_grad(p: np.ndarray, g: Any) -> np.ndarray:
     """``g`` if it is a valid gradient for ``p``; a NumPy scalar (what ``np.sum`` returns) is
     accepted for a 0-d parameter."""
     if isinstance(g, np.generic):
         g = np.asarray(g)
     if not isinstance(g, np.ndarray):
-        raise TypeError(f"gradient {index} is a {type(g).__name__}, not a NumPy array")
-    if g.shape != p.shape:
-        raise ValueError(f"gradient {index} has shape {g.shape}; its parameter has {p.shape}")
+        raise TypeError(f"its gradient is a {type(g).__name__}, not a NumPy array")
     if g.dtype != p.dtype:
-        raise ValueError(f"gradient {index} has dtype {g.dtype}; its parameter has {p.dtype}")
+        raise ValueError(f"its gradient has dtype {g.dtype} ({_kind(g.dtype)}); the parameter "
+                         f"has {p.dtype}")
+    if g.shape != p.shape:
+        raise ValueError(f"its gradient has shape {g.shape}; the parameter has {p.shape}")
+    if np.shares_memory(g, p):
+        # the step writes the parameter while it reads the gradient: the result would depend
+        # on the order of the writes
+        raise ValueError("its gradient shares memory with the parameter itself; pass a "
+                         "separate array")
     return g

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from .. import __version__
+from ..atomic import write_atomically
 from ..lab.store import FILENAME
 from . import figures
 from .conclusion import conclude
@@ -112,20 +111,8 @@ def write_report(folder: str | Path, title: str = "descentlab report",
     """Render ``folder/report.html`` from ``folder``'s results store (or ``results`` already
     read from it) and return its path.
 
-    The page is written to a temporary file in the same folder and renamed over the old one,
-    so that a reader never sees half a page.
+    The page is written atomically (``descentlab.atomic``): a reader never sees half a page.
     """
     folder = Path(folder)
     html = render(results if results is not None else read_folder(folder), title)
-    descriptor, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as f:
-            f.write(html)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a report is not
-        os.replace(temporary, folder / REPORT)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return folder / REPORT
+    return write_atomically(folder / REPORT, lambda f: f.write(html.encode("utf-8")))

@@ -157,7 +157,7 @@ def _make_plan(params, columns) -> _Plan:
             dtype=np.dtype(dtype),
             members=np.array(members, np.intp),
             pointers=pointers,
-            blocks=_cut(sizes),
+            blocks=cut(sizes),
             like=np.zeros(1, dtype),
             everyone=len(members) == len(params),
             active=tuple(c is not None for c in columns),
@@ -168,7 +168,7 @@ def _make_plan(params, columns) -> _Plan:
     return _Plan(list(params), kept, parts, slow, ids)
 
 
-def _cut(sizes: np.ndarray, block: int = BLOCK) -> np.ndarray:
+def cut(sizes: np.ndarray, block: int = BLOCK) -> np.ndarray:
     """Blocks ``(member, first, count)`` of at most ``block`` elements covering every array."""
     per_member = -(-sizes // block)
     member = np.repeat(np.arange(len(sizes)), per_member)

@@ -30,6 +30,7 @@ from numba.extending import intrinsic
 
 WORD = ctypes.sizeof(ctypes.c_void_p)
 C_CONTIGUOUS = 0x1  # NPY_ARRAY_C_CONTIGUOUS
+WRITEABLE = 0x400  # NPY_ARRAY_WRITEABLE
 
 
 @intrinsic
@@ -168,7 +169,8 @@ def data_addresses(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
 
 
 @njit(cache=True)
-def _agree(params, grads, ndarray_type, type_at, nd_at, dimensions_at, descr_at, flags_at):
+def _agree(params, grads, ndarray_type, type_at, data_at, nd_at, dimensions_at, descr_at,
+           flags_at):
     words = np.zeros(1, np.int64)
     ints = np.zeros(1, np.int32)
     for i in range(params.size):
@@ -191,15 +193,28 @@ def _agree(params, grads, ndarray_type, type_at, nd_at, dimensions_at, descr_at,
                 return False
         if (address_as_pointer(g + flags_at, ints)[0] & C_CONTIGUOUS) == 0:
             return False
+        if (address_as_pointer(p + flags_at, ints)[0] & WRITEABLE) == 0:
+            return False
+        # a gradient that may overlap its parameter (the very array, or a view of it) is
+        # looked at closely: 8 bytes per element bounds every supported itemsize
+        size = 1
+        for k in range(nd):
+            size *= p_dims[k]
+        distance = (address_as_pointer(g + data_at, words)[0]
+                    - address_as_pointer(p + data_at, words)[0])
+        if abs(distance) < 8 * max(size, 1):
+            return False
     return True
 
 
 def gradients_agree(params: Sequence[object], grads: Sequence[object]) -> bool:
-    """True when every ``params[i]`` is an exact ndarray and ``grads[i]`` an exact,
-    C-contiguous ndarray with its shape and its very dtype object.
+    """True when every ``params[i]`` is an exact, writeable ndarray and ``grads[i]`` an exact,
+    C-contiguous ndarray with its shape and its very dtype object, whose memory is not near
+    the parameter's.
 
     False means "look closer", not "invalid": a subclass, an equal but distinct dtype object,
-    a non-contiguous gradient or ``None`` all answer False.
+    a non-contiguous gradient, a gradient next to its parameter in one buffer or ``None`` all
+    answer False.
     """
     count = len(params)
     if len(grads) != count:
@@ -207,8 +222,61 @@ def gradients_agree(params: Sequence[object], grads: Sequence[object]) -> bool:
     if OFFSETS is None:
         return all(
             type(p) is type(g) is np.ndarray and g.shape == p.shape and g.dtype is p.dtype
-            and g.flags.c_contiguous for p, g in zip(params, grads, strict=True)
+            and g.flags.c_contiguous and p.flags.writeable and not np.may_share_memory(p, g)
+            for p, g in zip(params, grads, strict=True)
         )
     o = OFFSETS
-    return _agree(object_ids(params), object_ids(grads), id(np.ndarray), o.type, o.nd,
+    return _agree(object_ids(params), object_ids(grads), id(np.ndarray), o.type, o.data, o.nd,
                   o.dimensions, o.descr, o.flags)
+
+
+FLOAT32, FLOAT64, OTHER = 0, 1, -1
+
+
+@njit(cache=True)
+def _float_layout(objects, ndarray_type, float32, float64, o_type, o_data, o_nd,
+                  o_dimensions, o_descr, o_flags, addresses, sizes, kinds):
+    words = np.zeros(1, np.int64)
+    ints = np.zeros(1, np.int32)
+    for i in range(objects.size):
+        a = objects[i]
+        kinds[i] = OTHER
+        sizes[i] = 0
+        if address_as_pointer(a + o_type, words)[0] != ndarray_type:
+            continue
+        if (address_as_pointer(a + o_flags, ints)[0] & C_CONTIGUOUS) == 0:
+            continue
+        descr = address_as_pointer(a + o_descr, words)[0]
+        if descr != float32 and descr != float64:
+            continue
+        nd = address_as_pointer(a + o_nd, ints)[0]
+        size = 1
+        if nd:
+            dims = address_as_pointer(address_as_pointer(a + o_dimensions, words)[0], words)
+            for k in range(nd):
+                size *= dims[k]
+        addresses[i] = address_as_pointer(a + o_data, words)[0]
+        sizes[i] = size
+        kinds[i] = FLOAT32 if descr == float32 else FLOAT64
+
+
+def float_layout(arrays: Sequence[object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Data address, element count and kind of each of ``arrays``: kind ``FLOAT32`` or
+    ``FLOAT64`` for an exact, C-contiguous ndarray of NumPy's own float32 or float64 dtype
+    object, ``OTHER`` (count 0) for anything else, ``None`` included."""
+    count = len(arrays)
+    addresses = np.zeros(count, np.int64)
+    sizes = np.zeros(count, np.int64)
+    kinds = np.full(count, OTHER, np.int8)
+    if OFFSETS is None:
+        for i, a in enumerate(arrays):
+            if (type(a) is np.ndarray and a.flags.c_contiguous
+                    and a.dtype in (np.dtype(np.float32), np.dtype(np.float64))):
+                addresses[i], sizes[i] = a.ctypes.data, a.size
+                kinds[i] = FLOAT32 if a.dtype == np.float32 else FLOAT64
+        return addresses, sizes, kinds
+    o = OFFSETS
+    _float_layout(object_ids(arrays), id(np.ndarray), id(np.dtype(np.float32)),
+                  id(np.dtype(np.float64)), o.type, o.data, o.nd, o.dimensions, o.descr,
+                  o.flags, addresses, sizes, kinds)
+    return addresses, sizes, kinds

@@ -104,19 +104,26 @@ def l2_gradient(p, g, maximize: bool, weight_decay: float):
     return g
 
 
-# --- hyperparameter checks, worded as torch.optim words them --------------------------------
+# --- hyperparameter checks -----------------------------------------------------------------
+#
+# Each message starts with torch.optim's own wording (code that matches on torch's message
+# keeps working) and goes on to name the argument and what it must be.
 
 
 def check_lr(group: Group) -> None:
-    _at_least_zero(group["lr"], "Invalid learning rate: {}")
+    at_least_zero(group, "lr", "Invalid learning rate: {}")
 
 
 def check_eps(group: Group) -> None:
-    _at_least_zero(group["eps"], "Invalid epsilon value: {}")
+    # torch accepts ε = 0; we do not: it divides by zero wherever a moment is still 0 (the
+    # first steps of a parameter whose gradient is 0 in places).
+    value = group["eps"]
+    if not _is_real(value) or not 0.0 < value < float("inf"):
+        raise ValueError(f"Invalid epsilon value: {value} (eps must be a finite number > 0)")
 
 
 def check_weight_decay(group: Group) -> None:
-    _at_least_zero(group["weight_decay"], "Invalid weight_decay value: {}")
+    at_least_zero(group, "weight_decay", "Invalid weight_decay value: {}")
 
 
 def check_betas(group: Group) -> None:
@@ -126,19 +133,38 @@ def check_betas(group: Group) -> None:
     except TypeError:
         ok = False
     if not ok:
-        raise ValueError(f"Invalid betas: {betas!r} (expected a pair of floats)")
+        raise ValueError(f"Invalid betas: {betas!r} (betas must be a pair of floats in [0, 1))")
     for i, beta in enumerate(betas):
         if not _is_real(beta) or not 0.0 <= beta < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta} "
+                             f"(betas[{i}] must be in [0, 1))")
+
+
+def check_fraction(group: Group, name: str, message: str) -> None:
+    """``group[name]`` in [0, 1] (Adadelta's ρ: 1 is allowed, as in torch)."""
+    value = group[name]
+    if not _is_real(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{message.format(value)} ({name} must be in [0, 1])")
+
+
+def at_least_zero(group: Group, name: str, message: str) -> None:
+    """``group[name]`` a finite number >= 0; ``message`` is torch's wording, ``{}`` the value.
+
+    torch's test ``not 0 <= x`` also refuses NaN; we refuse infinity and non-numbers too,
+    because either would silently turn every parameter into NaN at the first step.
+    """
+    value = group[name]
+    if not _is_real(value) or not 0.0 <= value < float("inf"):
+        raise ValueError(f"{message.format(value)} ({name} must be a finite number >= 0)")
+
+
+def check_finite(group: Group, name: str) -> None:
+    """``group[name]`` a finite number (for arguments torch leaves unchecked, as dampening)."""
+    value = group[name]
+    if not _is_real(value) or not abs(value) < float("inf"):
+        raise ValueError(f"Invalid {name} value: {value} ({name} must be a finite number)")
 
 
 def _is_real(x: Any) -> bool:
     """A real number: Python or NumPy int or float, not a bool, a string or an array."""
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-
-def _at_least_zero(value: Any, message: str) -> None:
-    # `not 0 <= x` (torch's test) also refuses NaN; we refuse infinity and non-numbers too,
-    # because either would silently turn every parameter into NaN at the first step.
-    if not _is_real(value) or not 0.0 <= value < float("inf"):
-        raise ValueError(message.format(value))

@@ -9,8 +9,8 @@ import numpy as np
 from ._base import (
     Group,
     Rule,
-    _is_real,
     check_eps,
+    check_fraction,
     check_lr,
     check_weight_decay,
     elementwise,
@@ -78,9 +78,7 @@ def _coefficients(group: Group, state: dict) -> AdadeltaCoefficients:
 
 def _check(group: Group) -> None:
     check_lr(group)
-    rho = group["rho"]
-    if not _is_real(rho) or not 0.0 <= rho <= 1.0:
-        raise ValueError(f"Invalid rho value: {rho}")
+    check_fraction(group, "rho", "Invalid rho value: {}")
     check_eps(group)
     check_weight_decay(group)
 

@@ -9,7 +9,7 @@ import numpy as np
 from ._base import (
     Group,
     Rule,
-    _at_least_zero,
+    at_least_zero,
     check_eps,
     check_lr,
     check_weight_decay,
@@ -67,11 +67,10 @@ def _coefficients(group: Group, state: dict) -> AdagradCoefficients:
 
 def _check(group: Group) -> None:
     check_lr(group)
-    _at_least_zero(group["lr_decay"], "Invalid lr_decay value: {}")
+    at_least_zero(group, "lr_decay", "Invalid lr_decay value: {}")
     check_weight_decay(group)
-    _at_least_zero(
-        group["initial_accumulator_value"], "Invalid initial_accumulator_value value: {}"
-    )
+    at_least_zero(group, "initial_accumulator_value",
+                  "Invalid initial_accumulator_value value: {}")
     check_eps(group)
 
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, _at_least_zero, elementwise
+from ._base import Group, Rule, at_least_zero, elementwise
 from .adam import adam_moments, check_adam_like, weight_decay_terms
 
 
@@ -88,7 +88,7 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
 
 def _check(group: Group) -> None:
     check_adam_like(group)
-    _at_least_zero(group["momentum_decay"], "Invalid momentum_decay value: {}")
+    at_least_zero(group, "momentum_decay", "Invalid momentum_decay value: {}")
 
 
 RULE = Rule(

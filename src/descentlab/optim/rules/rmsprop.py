@@ -9,7 +9,7 @@ import numpy as np
 from ._base import (
     Group,
     Rule,
-    _at_least_zero,
+    at_least_zero,
     check_eps,
     check_lr,
     check_weight_decay,
@@ -98,9 +98,9 @@ def _coefficients(group: Group, state: dict) -> RMSpropCoefficients:
 def _check(group: Group) -> None:
     check_lr(group)
     check_eps(group)
-    _at_least_zero(group["momentum"], "Invalid momentum value: {}")
+    at_least_zero(group, "momentum", "Invalid momentum value: {}")
     check_weight_decay(group)
-    _at_least_zero(group["alpha"], "Invalid alpha value: {}")
+    at_least_zero(group, "alpha", "Invalid alpha value: {}")
 
 
 def _active(group: Group) -> tuple[str, ...]:

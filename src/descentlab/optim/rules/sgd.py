@@ -7,7 +7,8 @@ from typing import NamedTuple
 from ._base import (
     Group,
     Rule,
-    _at_least_zero,
+    at_least_zero,
+    check_finite,
     check_lr,
     check_weight_decay,
     elementwise,
@@ -86,10 +87,13 @@ def _coefficients(group: Group, state: dict) -> SGDCoefficients:
 
 def _check(group: Group) -> None:
     check_lr(group)
-    _at_least_zero(group["momentum"], "Invalid momentum value: {}")
+    at_least_zero(group, "momentum", "Invalid momentum value: {}")
+    check_finite(group, "dampening")
     check_weight_decay(group)
     if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening (nesterov="
+                         f"True with momentum={group['momentum']}, "
+                         f"dampening={group['dampening']})")
 
 
 RULE = Rule(

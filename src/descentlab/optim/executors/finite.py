@@ -1,0 +1,61 @@
+"""Which gradients hold a NaN or an infinity: one compiled, multithreaded pass over all of them.
+
+``Optimizer.step`` asks this before it changes anything (``nonfinite="raise"`` or ``"skip"``),
+so the pass must be cheap next to the step itself: it reads each gradient once, in blocks
+shared between threads as the fused executor's are, and tests the exponent bits, an integer
+test (all ones: infinity or NaN) that vectorises where a floating-point comparison with NaN
+would not reduce. Arrays the compiled pass cannot read directly (non-contiguous views, other
+dtype objects) are tested with NumPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+
+from .fused import cut
+from .ndarray_fields import FLOAT32, OTHER, address_as_pointer, float_layout
+
+_EXPONENT32 = np.uint32(0x7F800000)
+_EXPONENT64 = np.uint64(0x7FF0000000000000)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _scan(addresses, kinds, blocks, bad):
+    bits32 = np.zeros(1, np.uint32)
+    bits64 = np.zeros(1, np.uint64)
+    for b in numba.prange(blocks.shape[0]):
+        k = blocks[b, 0]
+        first = blocks[b, 1]
+        count = blocks[b, 2]
+        if kinds[k] == FLOAT32:
+            x = numba.carray(address_as_pointer(addresses[k] + 4 * first, bits32), count)
+            most = np.uint32(0)
+            for i in range(count):
+                most = max(most, x[i] & _EXPONENT32)
+            bad[b] = most == _EXPONENT32
+        else:
+            y = numba.carray(address_as_pointer(addresses[k] + 8 * first, bits64), count)
+            most64 = np.uint64(0)
+            for i in range(count):
+                most64 = max(most64, y[i] & _EXPONENT64)
+            bad[b] = most64 == _EXPONENT64
+
+
+def nonfinite_positions(grads: Sequence[np.ndarray | None]) -> list[int]:
+    """Positions of the gradients that hold a NaN or an infinity (``None`` entries are
+    skipped). The caller keeps ``grads`` alive during the call."""
+    addresses, sizes, kinds = float_layout(grads)
+    found: set[int] = set()
+    blocks = cut(sizes)
+    if len(blocks):
+        bad = np.zeros(len(blocks), np.bool_)
+        _scan(addresses, kinds, blocks, bad)
+        found.update(np.unique(blocks[bad, 0]).tolist())
+    for i in np.flatnonzero(kinds == OTHER).tolist():
+        g = grads[i]
+        if g is not None and not np.isfinite(g).all():
+            found.add(i)
+    return sorted(found)
