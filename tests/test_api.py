@@ -147,6 +147,15 @@ def test_linear_regression_example_reports_failure():
     assert result.returncode == 1 and "farther from the optimum" in result.stderr
 
 
+def test_readme_checkpoint_example_runs(tmp_path, monkeypatch):
+    """The README's second Python example (NaN skipping, a named checkpoint), as written."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    example = next(b for b in blocks if "optim.save" in b)
+    monkeypatch.chdir(tmp_path)
+    exec(example, {})  # its own asserts check the result
+    assert (tmp_path / "adam.npz").is_file()
+
+
 def test_readme_quickstart_runs_and_converges():
     """The README's Python example, run as written."""
     code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)

@@ -69,6 +69,26 @@ def test_bench_without_torch_and_lion(tmp_path):
                  "--no-torch", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]
     assert row["optimizer"] == "Lion" and "torch_ms" not in row
+    assert json.loads(out.read_text())["settings"]["nonfinite"] == "raise"
+
+
+def test_bench_passes_the_nonfinite_mode_to_the_optimizers(monkeypatch):
+    import importlib
+
+    run = importlib.import_module("descentlab.bench.run")  # the module, not the function
+    seen = []
+    real = run.descentlab_step
+
+    def spy(config, sizes, dtype, nonfinite="raise"):
+        step = real(config, sizes, dtype, nonfinite)
+        seen.append(step.__closure__ and [c.cell_contents for c in step.__closure__
+                                          if hasattr(c.cell_contents, "nonfinite")][0].nonfinite)
+        return step
+
+    monkeypatch.setattr(run, "descentlab_step", spy)
+    assert main(["bench", "SGD", "--size", "100", "--repeats", "1", "--warmup", "0",
+                 "--many", "2x10", "--no-torch", "--nonfinite", "off"]) == 0
+    assert seen and set(seen) == {"off"}  # every row: the big array, many and one
 
 
 @pytest.mark.parametrize("argv, message", [

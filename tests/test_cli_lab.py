@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from descentlab import cli
 from descentlab.cli import main
 from descentlab.lab import Store
 from descentlab.lab.demo import BASELINE, OPTIMIZERS, REMEDY_OPTIMIZERS, remedies
@@ -114,3 +115,31 @@ def test_every_lab_command_has_help(capsys):
             main([command, "--help"])
         assert exit_.value.code == 0
         assert "usage: descentlab " + command in capsys.readouterr().out
+
+
+def test_debug_shows_the_traceback_and_internal_errors_are_one_line(tmp_path, capsys,
+                                                                     monkeypatch):
+    argv = ["vanish", "--optimizers", "Foo", "--out", str(tmp_path / "x")]
+    assert main(argv) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        main(["--debug", *argv])
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_command(parser(), broken))
+    assert main(["optimizers"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error RuntimeError: a bug" in err
+    assert "--debug" in err
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["--debug", "optimizers"])
+
+
+def _with_command(parser, run):
+    """``parser`` with the ``optimizers`` command running ``run``."""
+    commands = next(a for a in parser._actions if a.dest == "command")
+    commands.choices["optimizers"].set_defaults(run=run)
+    return parser

@@ -258,7 +258,28 @@ def test_gradients_agree_only_in_the_plain_case(fast, monkeypatch):
     ):
         assert not agree(params, bad)
     assert not agree([*params[:2], 0.5], grads())  # a parameter replaced by something else
+    assert not agree(params, grads(_0=params[0]))  # the parameter itself
+    buffer = np.zeros(6)
+    assert agree([buffer[:3], *params[1:]], grads(_0=buffer[3:]))  # its neighbour is fine
+    assert not agree([buffer[:3], *params[1:]], grads(_0=buffer[2:5]))  # an overlapping view
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    assert not agree([frozen, *params[1:]], grads())
     assert not agree(params[:2], grads())
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["struct", "fallback"])
+def test_float_layout_reads_what_numpy_reports(fast, monkeypatch):
+    if not fast:
+        monkeypatch.setattr(ndarray_fields, "OFFSETS", None)
+    arrays = [np.zeros((3, 4), np.float32), np.zeros(()), np.zeros(0), np.zeros((4, 4))[:, ::2],
+              np.zeros(2, np.int64), None, np.zeros(3).view(_Sub), np.zeros((2, 2, 2))]
+    addresses, sizes, kinds = ndarray_fields.float_layout(arrays)
+    F32, F64, OTHER = ndarray_fields.FLOAT32, ndarray_fields.FLOAT64, ndarray_fields.OTHER
+    assert kinds.tolist() == [F32, F64, F64, OTHER, OTHER, OTHER, OTHER, F64]
+    assert sizes.tolist() == [12, 1, 0, 0, 0, 0, 0, 8]
+    for i in (0, 1, 7):
+        assert addresses[i] == arrays[i].ctypes.data
 
 
 def test_a_second_process_loads_kernels_from_the_cache(tmp_path):

@@ -124,3 +124,11 @@ def test_skipped_steps_survive_a_state_dict_round_trip():
     with pytest.raises(ValueError, match="skipped_steps must be a count"):
         copy.load_state_dict(bad)
     assert copy.skipped_steps == 1
+
+
+def test_off_lets_non_finite_gradients_through_as_torch_does():
+    p = np.ones(3)
+    opt = optim.SGD([p], lr=0.5, nonfinite="off")
+    opt.step([np.array([1.0, np.nan, np.inf])])
+    np.testing.assert_array_equal(p, [0.5, np.nan, -np.inf])
+    assert opt.skipped_steps == 0

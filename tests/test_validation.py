@@ -238,7 +238,8 @@ def test_dampening_must_be_finite():
 
 
 def test_unknown_nonfinite_mode_is_refused():
-    with pytest.raises(ValueError, match="nonfinite must be one of 'raise', 'skip', got 'warn'"):
+    with pytest.raises(ValueError,
+                       match="nonfinite must be one of 'raise', 'skip', 'off', got 'warn'"):
         optim.SGD([np.ones(2)], lr=0.1, nonfinite="warn")
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
 from . import __version__, cli_lab
+
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def _optimizers(args: argparse.Namespace) -> int:
@@ -58,7 +62,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     settings = BenchSettings(
         optimizers=args.optimizers, size=args.size, dtype=args.dtype, repeats=args.repeats,
-        warmup=args.warmup, many=tuple(args.many), threads=args.threads, torch=not args.no_torch)
+        warmup=args.warmup, many=tuple(args.many), threads=args.threads, torch=not args.no_torch,
+        nonfinite=args.nonfinite)
     settings.check()  # a ValueError: one line and exit status 2, from main
     cli_lab.check_json_target(args.json)
     console = Console(stderr=True)
@@ -92,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "vanishing-gradient problem.",
     )
     parser.add_argument("--version", action="version", version=f"descentlab {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line "
+                             "(give it before the command: descentlab --debug demo)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     listing = commands.add_parser(
         "optimizers", help="list the optimizers with their defaults",
@@ -123,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cold", action="store_true",
                        help="compile from scratch (an empty Numba cache) so that 'first call' "
                             "is the compilation time")
+    bench.add_argument("--nonfinite", choices=("raise", "skip", "off"), default="raise",
+                       help="descentlab's check of the gradients for NaN and infinity "
+                            "(default: raise, the optimizers' default; off: no check, as "
+                            "torch.optim)")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     bench.set_defaults(run=_bench)
     cli_lab.add_commands(commands)
@@ -137,7 +149,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
-    except (cli_lab.UsageError, ValueError, OSError) as exc:
+    except KeyboardInterrupt:
+        print(f"descentlab {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (cli_lab.UsageError, ValueError, OSError, sqlite3.Error) as exc:
         # a problem with the input, the data or the output folder: one line, no traceback
+        if args.debug:
+            raise
         print(f"descentlab {args.command}: {exc}", file=sys.stderr)
         return cli_lab.EXIT_USAGE
+    except Exception as exc:  # a bug of ours: still one line, and how to see more
+        if args.debug:
+            raise
+        print(f"descentlab {args.command}: internal error {type(exc).__name__}: {exc} "
+              "(run again with --debug for the traceback, and please report it)",
+              file=sys.stderr)
+        return EXIT_INTERNAL

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..optim.optimizer import NONFINITE
 from .configs import Config, select
 from .steps import descentlab_step, first_call, interleaved, torch_best_flavour, torch_step
 from .stream import triad_step
@@ -24,6 +25,7 @@ class BenchSettings:
     many: tuple[int, int] = (1000, 4096)  # count x elements of the many-small-arrays case
     threads: int | None = None  # None: Numba's default (the number of cores)
     torch: bool = True  # compare with torch.optim when it is installed
+    nonfinite: str = "raise"  # descentlab's check of the gradients ("off": none, as torch)
 
     def check(self) -> None:
         if self.size < 1:
@@ -36,6 +38,9 @@ class BenchSettings:
             raise ValueError(f"--many needs two positive numbers, got {self.many}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {self.threads}")
+        if self.nonfinite not in NONFINITE:
+            raise ValueError(f"--nonfinite must be one of {', '.join(NONFINITE)}, "
+                             f"got {self.nonfinite!r}")
         select(self.optimizers)  # unknown names
 
 
@@ -77,7 +82,8 @@ def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
     flavours = ("single", "foreach", "fused") if with_torch else ()
     # the large case: descentlab and each torch.optim implementation, timed in turns
     triad_run, triad_bytes = triad_step(settings.size, dtype)
-    steps = {"triad": triad_run, "ours": descentlab_step(config, [settings.size], dtype)}
+    steps = {"triad": triad_run, "ours": descentlab_step(config, [settings.size], dtype,
+                                                              settings.nonfinite)}
     steps |= {f: torch_step(config, [settings.size], dtype, f) for f in flavours}
     large = interleaved(steps, settings.repeats, settings.warmup)
     del steps, triad_run  # free the large arrays before the next case
@@ -88,8 +94,10 @@ def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
     # Each library's pair is timed in turns on its own: a step that runs right after a torch
     # step was measured 1.5-2 ms slower (torch's OpenMP threads still spinning, its dirty cache
     # lines), and in a four-way turn only one of the pair would follow torch.
-    split = interleaved({"many": descentlab_step(config, [small] * count, dtype),
-                         "one": descentlab_step(config, [small * count], dtype)},
+    split = interleaved({"many": descentlab_step(config, [small] * count, dtype,
+                                                 settings.nonfinite),
+                         "one": descentlab_step(config, [small * count], dtype,
+                                                settings.nonfinite)},
                         settings.repeats, settings.warmup)
     if best is not None:
         split |= interleaved(
@@ -171,7 +179,8 @@ def render(result: dict[str, Any]):
     count, small = s["many"]
     table = Table(
         title=f"optimizer step, {s['size']:,} {s['dtype']} elements, {m['threads']} threads "
-              f"({m['cpu']}); triad {result['triad_gb_per_s']:.1f} GB/s",
+              f"({m['cpu']}); triad {result['triad_gb_per_s']:.1f} GB/s; descentlab with "
+              f"nonfinite={s.get('nonfinite', 'raise')!r}",
         caption=f"median of {s['repeats']} after {s['warmup']} warm-up steps, each row's "
                 "implementations and triad (the floor) timed in turns. many/one: "
                 f"{count} arrays of {small:,} elements against one of {count * small:,}. "

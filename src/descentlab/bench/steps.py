@@ -74,10 +74,11 @@ def first_call(config: Config, dtype: np.dtype) -> tuple[float, str]:
     return seconds, "cache" if hits else "compiled"
 
 
-def descentlab_step(config: Config, sizes: list[int], dtype: np.dtype) -> Step:
+def descentlab_step(config: Config, sizes: list[int], dtype: np.dtype,
+                    nonfinite: str = "raise") -> Step:
     """A function that steps descentlab's optimizer over new arrays of ``sizes``."""
     params, grads = arrays(sizes, dtype, seed=0)
-    opt = OPTIMIZERS[config.algorithm](params, **config.kwargs)
+    opt = OPTIMIZERS[config.algorithm](params, **config.kwargs, nonfinite=nonfinite)
     return lambda: opt.step(grads)
 
 
