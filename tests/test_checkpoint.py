@@ -104,6 +104,11 @@ def test_named_checkpoints_load_by_name_in_any_order(tmp_path):
         optim.load(tmp_path / "plain.npz", again)
     optim.load(tmp_path / "plain.npz", again, names=["a", "b"])
     assert again.state[1]["step"] == 1
+    # a file keyed by position loads by position into an optimizer that has names
+    optim.save(tmp_path / "positions.npz", plain)
+    named = optim.Adam([("x", np.ones((2, 3))), ("y", np.zeros(3))], lr=0.1)
+    optim.load(tmp_path / "positions.npz", named)
+    np.testing.assert_array_equal(named.state[0]["exp_avg"], plain.state[0]["exp_avg"])
 
 
 def test_partial_loading_reports_what_did_not_match(tmp_path):

@@ -101,7 +101,6 @@ def load(path: str | Path, optimizer: Optimizer, strict: bool = True,
     not read, or a parameter whose shape or dtype differs. The optimizer is unchanged then.
     """
     path = Path(path)
-    keys, named = _keys(optimizer, names)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     try:
         archive = zipfile.ZipFile(path)
@@ -111,7 +110,15 @@ def load(path: str | Path, optimizer: Optimizer, strict: bool = True,
     with archive:
         try:
             meta = _read_meta(archive, path)
-            saved = _check_meta(meta, optimizer, path, named)
+            named = meta["keys"] == "names"
+            if named:
+                keys, named = _keys(optimizer, names)
+                if not named:
+                    raise ValueError(f"{path} keys its parameters by name; give names (the "
+                                     "optimizer's own, or names=...) to load it")
+            else:  # a file keyed by position loads by position, names or not
+                keys = list(range(len(params)))
+            saved = _check_meta(meta, optimizer, path)
             position = {key: i for i, key in enumerate(keys)}
             missing = [key for key in keys if key not in saved]
             unexpected = [key for key in saved if key not in position]
@@ -182,16 +189,12 @@ def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict:
     return meta
 
 
-def _check_meta(meta: dict, optimizer: Optimizer, path: Path,
-                named: bool) -> dict[str | int, tuple[int, dict]]:
+def _check_meta(meta: dict, optimizer: Optimizer,
+                path: Path) -> dict[str | int, tuple[int, dict]]:
     """The file's parameters by key: ``{key: (number in the file, entry)}``."""
     if meta["optimizer"] != type(optimizer).__name__:
         raise ValueError(f"{path} holds the state of {meta['optimizer']}, not of "
                          f"{type(optimizer).__name__}")
-    if (meta["keys"] == "names") != named:
-        by = "name" if meta["keys"] == "names" else "position"
-        raise ValueError(f"{path} keys its parameters by {by}; "
-                         f"{'give names' if by == 'name' else 'give no names'} to load it")
     saved: dict[str | int, tuple[int, dict]] = {}
     for number, entry in enumerate(meta["params"]):
         key = entry["key"]
