@@ -206,9 +206,7 @@ def _check_meta(meta: dict, optimizer: Optimizer,
         if key in saved:
             raise ValueError(f"{path}: parameter {key!r} appears twice")
         saved[key] = (number, entry)
-    if not _count(meta["skipped_steps"]):
-        raise ValueError(f"{path}: skipped_steps is {meta['skipped_steps']!r}")
-    return saved
+    return saved  # skipped_steps is checked by Optimizer.load_state_dict
 
 
 def _read_arrays(archive: zipfile.ZipFile, path: Path, number: int, p: np.ndarray,

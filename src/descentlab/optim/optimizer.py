@@ -80,8 +80,7 @@ class Optimizer:
         self._check_group(self.defaults)
         groups = _as_groups(params)
         prepared = [self._prepare_group(group, i) for i, group in enumerate(groups)]
-        _refuse_shared_params(prepared)
-        _refuse_shared_names(prepared)
+        _refuse_shared(prepared)
         self.param_groups: list[dict[str, Any]] = prepared
         self.state: dict[int, dict[str, Any]] = {}
         first = 0
@@ -111,9 +110,7 @@ class Optimizer:
             names = [name for name, _ in params]
             params = [p for _, p in params]
         for index, p in enumerate(params):
-            where = (f"parameter {names[index]!r}" if names is not None and index < len(names)
-                     else f"parameter {index} of group {number}")
-            _check_param(p, where)
+            _check_param(p, _label(names, index, number))
         full = {**self.defaults, **group, "params": params}
         if names is not None:
             names = list(names)
@@ -137,18 +134,14 @@ class Optimizer:
         for number, group in enumerate(self.param_groups):
             count = len(group["params"])
             if position < count:
-                names = group.get("param_names")
-                if names is not None and position < len(names):
-                    return f"parameter {names[position]!r}"
-                return f"parameter {position} of group {number}"
+                return _label(group.get("param_names"), position, number)
             position -= count
         return f"parameter {position}"
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a parameter group (e.g. layers unfrozen during fine-tuning), as torch does."""
         group = self._prepare_group(param_group, len(self.param_groups))
-        _refuse_shared_params([*self.param_groups, group])
-        _refuse_shared_names([*self.param_groups, group])
+        _refuse_shared([*self.param_groups, group])
         self.param_groups.append(group)
         self._create_eager_state(group, len(self._params()) - len(group["params"]))
 
@@ -452,22 +445,26 @@ def _kind(dtype: np.dtype) -> str:
             "f": "floating point"}.get(dtype.kind, "not a number type")
 
 
-def _refuse_shared_names(groups: Sequence[Mapping[str, Any]]) -> None:
-    seen: set[str] = set()
-    for group in groups:
-        for name in group.get("param_names") or ():
-            if name in seen:
-                raise ValueError(f"parameter name {name!r} is used twice")
-            seen.add(name)
+def _label(names: Sequence[str] | None, index: int, number: int) -> str:
+    """How errors name parameter ``index`` of group ``number``: by name if it has one."""
+    if names is not None and index < len(names):
+        return f"parameter {names[index]!r}"
+    return f"parameter {index} of group {number}"
 
 
-def _refuse_shared_params(groups: Sequence[Mapping[str, Any]]) -> None:
-    seen: set[int] = set()
+def _refuse_shared(groups: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a parameter in two groups, or a name given to two parameters."""
+    arrays: set[int] = set()
+    names: set[str] = set()
     for group in groups:
         for p in group["params"]:
-            if id(p) in seen:
+            if id(p) in arrays:
                 raise ValueError("some parameters appear in more than one parameter group")
-            seen.add(id(p))
+            arrays.add(id(p))
+        for name in group.get("param_names") or ():
+            if name in names:
+                raise ValueError(f"parameter name {name!r} is used twice")
+            names.add(name)
 
 
 def _checked_grad(p: np.ndarray, g: Any) -> np.ndarray:
