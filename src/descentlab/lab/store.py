@@ -9,7 +9,16 @@ Tables (``descentlab report`` and ``--json`` read only these):
 - ``epochs``: per run and epoch, training loss, validation loss and accuracy, elapsed time.
   Epoch 0 is the network at initialisation.
 - ``layers``: per run, epoch and layer, the statistics of ``diagnostics.LayerStats``.
+- ``sweeps``: one row per sweep (``descentlab sweep``): its name and configuration, with the
+  problems' metrics and targets, so that a report needs no registry.
+- ``sweep_runs``: one row per sweep run, keyed by the sweep and a key naming the problem,
+  optimizer, phase (tune or final) and trial: inserted when the run starts (``running``),
+  completed in one transaction with its curve when it ends (``finished``, ``diverged`` or
+  ``failed``). A rerun of the sweep keeps finished and diverged runs and redoes the others.
+- ``sweep_curves``: per sweep run and evaluation, the step, the mean training loss since the
+  last evaluation, the validation metric and the training time so far.
 
+Only one process writes (the study's or the sweep's driver); workers return results to it.
 Numbers that are not finite (a diverged loss) are stored as NULL, SQLite's only choice, and
 exported to JSON as null. Writes are committed as they happen, so an interrupted study keeps
 every epoch it finished. WAL mode lets a reader (a report) open the file while a study writes.
@@ -27,7 +36,7 @@ from typing import Any
 
 from .diagnostics import LayerStats
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added the sweep tables; a version-1 store is upgraded in place
 FILENAME = "results.sqlite"
 
 _SCHEMA = """
@@ -67,7 +76,48 @@ CREATE TABLE IF NOT EXISTS layers (
     inactive REAL,
     PRIMARY KEY (run_id, epoch, layer)
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    problems TEXT NOT NULL,
+    started REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    id INTEGER PRIMARY KEY,
+    sweep TEXT NOT NULL REFERENCES sweeps(name),
+    key TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    optimizer TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    trial INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    hparams TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    wall_s REAL,
+    steps INTEGER,
+    final_metric REAL,
+    best_metric REAL,
+    train_loss REAL,
+    test_metric REAL,
+    steps_to_target INTEGER,
+    time_to_target REAL,
+    message TEXT,
+    UNIQUE (sweep, key)
+);
+CREATE TABLE IF NOT EXISTS sweep_curves (
+    run_id INTEGER NOT NULL REFERENCES sweep_runs(id),
+    step INTEGER NOT NULL,
+    train_loss REAL,
+    metric REAL,
+    elapsed_s REAL,
+    PRIMARY KEY (run_id, step)
+);
 """
+
+# a sweep run's summary columns, in the order ``finish_sweep_run`` writes them
+SWEEP_RESULT = ("wall_s", "steps", "final_metric", "best_metric", "train_loss", "test_metric",
+                "steps_to_target", "time_to_target", "message")
 
 
 def fresh_folder(folder: str | Path, overwrite: bool = False) -> Path:
@@ -86,6 +136,14 @@ def fresh_folder(folder: str | Path, overwrite: bool = False) -> Path:
                              f"folder or pass --overwrite to replace them")
         for name in (FILENAME, FILENAME + "-wal", FILENAME + "-shm", "report.html"):
             (folder / name).unlink(missing_ok=True)
+    return writable_folder(folder)
+
+
+def writable_folder(folder: str | Path) -> Path:
+    """``folder``, created if needed; refused if it cannot be written."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -114,6 +172,10 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.commit()
+        elif row[0] == "1":  # the tables of version 2 were just created
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
+                            (str(SCHEMA_VERSION),))
             self.db.commit()
         elif int(row[0]) != SCHEMA_VERSION:
             raise ValueError(f"{self.folder / FILENAME} has schema version {row[0]}; this "
@@ -162,6 +224,74 @@ class Store:
                         (status, *values.values(), run_id))
         self.db.commit()
 
+    # -- sweeps --------------------------------------------------------------------------------
+
+    def open_sweep(self, name: str, config: dict[str, Any], problems: dict[str, Any]) -> int:
+        """Record sweep ``name`` or, if the store holds it already with the same configuration,
+        prepare to resume it: runs that did not finish (``running`` after a crash, or
+        ``failed``) are deleted with their curves, to be redone. Returns how many were.
+
+        A sweep of that name with another configuration is refused: its results would mix.
+        """
+        text = json.dumps(config, sort_keys=True)
+        row = self.db.execute("SELECT config FROM sweeps WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] != text:
+            raise ValueError(f"{self.folder / FILENAME} holds a sweep named {name!r} with "
+                             "another configuration; rerun it with the same configuration to "
+                             "resume it, or choose another --out or name")
+        with self.db:  # one transaction
+            if row is None:
+                self.db.execute("INSERT INTO sweeps VALUES (?, ?, ?, ?)",
+                                (name, text, json.dumps(problems, sort_keys=True),
+                                 time.time()))
+            stale = "SELECT id FROM sweep_runs WHERE sweep = ? AND status IN ('running', " \
+                    "'failed')"
+            self.db.execute(f"DELETE FROM sweep_curves WHERE run_id IN ({stale})", (name,))
+            return self.db.execute("DELETE FROM sweep_runs WHERE sweep = ? AND status IN "
+                                   "('running', 'failed')", (name,)).rowcount
+
+    def start_sweep_run(self, sweep: str, key: str, problem: str, optimizer: str, phase: str,
+                        trial: int, seed: int, hparams: dict[str, Any]) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO sweep_runs (sweep, key, problem, optimizer, phase, trial, seed, "
+            "hparams, status, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+            (sweep, key, problem, optimizer, phase, trial, seed,
+             json.dumps(hparams, sort_keys=True), time.time()))
+        self.db.commit()
+        return int(cursor.lastrowid)
+
+    def finish_sweep_run(self, run_id: int, status: str, result: dict[str, Any],
+                         curve: list[tuple[int, float, float, float]]) -> None:
+        """Complete a run and write its curve, in one transaction: a crash leaves the run
+        either ``running`` (to be redone) or complete."""
+        values = [_finite(v) if isinstance(v, float) else v
+                  for v in (result.get(k) for k in SWEEP_RESULT)]
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO sweep_curves VALUES (?, ?, ?, ?, ?)",
+                [(run_id, step, _finite(loss), _finite(metric), elapsed)
+                 for step, loss, metric, elapsed in curve])
+            assignments = ", ".join(f"{k} = ?" for k in SWEEP_RESULT)
+            self.db.execute(f"UPDATE sweep_runs SET status = ?, {assignments} WHERE id = ?",
+                            (status, *values, run_id))
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT name, config, problems, started FROM sweeps ORDER BY started")
+        for row in rows:
+            row["config"], row["problems"] = json.loads(row["config"]), json.loads(
+                row["problems"])
+        return rows
+
+    def sweep_runs(self, sweep: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM sweep_runs WHERE sweep = ? ORDER BY id", sweep)
+        for row in rows:
+            row["hparams"] = json.loads(row["hparams"])
+        return rows
+
+    def sweep_curve(self, run_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT step, train_loss, metric, elapsed_s FROM sweep_curves "
+                          "WHERE run_id = ? ORDER BY step", run_id)
+
     # -- reading -------------------------------------------------------------------------------
 
     def runs(self, study: str | None = None) -> list[dict[str, Any]]:
@@ -186,10 +316,14 @@ class Store:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def export(self) -> dict[str, Any]:
-        """Everything: each run with its configuration, epochs and layer statistics."""
+        """Everything: each run with its configuration, epochs and layer statistics; each
+        sweep with its configuration and runs, each run with its curve."""
         return {"schema": SCHEMA_VERSION,
                 "runs": [{**run, "epochs": self.epochs(run["id"]),
-                          "layers": self.layers(run["id"])} for run in self.runs()]}
+                          "layers": self.layers(run["id"])} for run in self.runs()],
+                "sweeps": [{**sweep, "runs": [{**run, "curve": self.sweep_curve(run["id"])}
+                                              for run in self.sweep_runs(sweep["name"])]}
+                           for sweep in self.sweeps()]}
 
     def export_json(self, path: str | Path) -> None:
         text = json.dumps(self.export(), indent=1, allow_nan=False)
