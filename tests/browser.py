@@ -134,6 +134,20 @@ _IMAGES = ("JSON.stringify([...document.images].map(i => ({src: i.src.slice(0, 3
            "naturalHeight: i.naturalHeight})))")
 
 
+def required():
+    """This module when chromium is on PATH; otherwise a skip, or a failure where CI demands
+    the browser (DESCENTLAB_REQUIRE_CHROMIUM=1)."""
+    import sys
+
+    import pytest
+
+    if chromium() is None:
+        if os.environ.get("DESCENTLAB_REQUIRE_CHROMIUM") == "1":
+            pytest.fail("chromium is required (DESCENTLAB_REQUIRE_CHROMIUM=1) but not on PATH")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return sys.modules[__name__]
+
+
 def open_page(url: str, binary: str | None = None, settle_s: float = 0.5) -> Page:
     binary = binary or chromium()
     if binary is None:

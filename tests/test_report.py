@@ -144,15 +144,9 @@ def test_render_reads_the_store_alone(results_folder):
 # -- headless Chromium --------------------------------------------------------------------------
 
 def _browser():
-    from browser import chromium
-
-    if chromium() is None:
-        if os.environ.get("DESCENTLAB_REQUIRE_CHROMIUM") == "1":
-            pytest.fail("chromium is required (DESCENTLAB_REQUIRE_CHROMIUM=1) but not on PATH")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
     import browser
 
-    return browser
+    return browser.required()
 
 
 def test_the_report_renders_in_chromium(results_folder, tmp_path):

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
-from . import __version__, cli_lab
+from . import __version__, cli_lab, cli_sweep
 
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     bench.set_defaults(run=_bench)
     cli_lab.add_commands(commands)
+    cli_sweep.add_commands(commands)
     return parser
 
 

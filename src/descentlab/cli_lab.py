@@ -33,10 +33,15 @@ def _print_results(results, report: Path | None) -> None:
     from .report.terminal import summary_table
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(summary_table(results))
-    for paragraph in conclude(results):
-        console.print(paragraph, markup=False, highlight=False)
-        console.print()
+    if results.runs:
+        console.print(summary_table(results))
+        for paragraph in conclude(results):
+            console.print(paragraph, markup=False, highlight=False)
+            console.print()
+    if results.sweeps:
+        from .cli_sweep import print_sweeps
+
+        print_sweeps(results.sweeps)
     if report is not None:
         console.print(f"report: {report}", markup=False, highlight=False)
 
@@ -229,8 +234,8 @@ def add_commands(commands) -> None:
 
     parser = commands.add_parser(
         "report", help="re-render report.html from a results folder",
-        description="Render DIR/report.html from DIR/results.sqlite (written by demo or "
-                    "vanish) and print the summary.")
+        description="Render DIR/report.html from DIR/results.sqlite (written by demo, "
+                    "vanish or sweep) and print the summary.")
     parser.add_argument("folder", metavar="DIR")
     parser.add_argument("--title", default="descentlab report")
     parser.set_defaults(run=report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -64,6 +65,7 @@ class RayPool:
             raise ValueError("--ray needs Ray: pip install 'descentlab[ray]'") from None
         self._ray = ray
         if not ray.is_initialized():
+            _reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False, logging_level="error",
                          include_dashboard=False)
@@ -86,3 +88,15 @@ class RayPool:
     def close(self, cancel: bool = False) -> None:
         # the cluster is the user's: only this driver's connection ends
         self._ray.shutdown()
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a host:port nobody listens on at once: Ray itself retries for minutes."""
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return  # Ray finds "auto" itself, and fails fast when there is none
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ValueError(f"cannot connect to the Ray cluster at {address!r}: "
+                         f"{exc.strerror or exc}") from None

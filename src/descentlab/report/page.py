@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import numpy as np
 
 from .. import __version__
 from ..atomic import write_atomically
 from ..lab.store import FILENAME
-from . import figures
+from ..experiments.analysis import ProblemResult, SweepResult, recommend
+from . import figures, sweep_figures
 from .conclusion import conclude
 from .results import Results, Run, read_folder
 
@@ -90,6 +92,62 @@ def _sections(results: Results) -> list[Section]:
     return sections
 
 
+def _ranking_row(problem: ProblemResult, entry) -> dict[str, str]:
+    low, high = entry.spread
+    setting = ", ".join(f"{k}={_fmt(v, 'g') if isinstance(v, float) else v}"
+                        for k, v in (entry.chosen or {}).items())
+    return {"optimizer": entry.optimizer, "setting": setting or "—",
+            "median": _fmt(entry.median, ".4g"),
+            "spread": f"{_fmt(low, '.4g')} – {_fmt(high, '.4g')}",
+            "reached": f"{entry.reached} / {len(entry.finals)}",
+            "steps": _fmt(entry.steps_to_target, ".0f", "not reached"),
+            "time": _fmt(entry.time_to_target, ".3g", "not reached"),
+            "diverged": f"{entry.diverged} / {len(entry.finals)} final, "
+                        f"{sum(r['status'] == 'diverged' for r in entry.tuning)} / "
+                        f"{len(entry.tuning)} tuning"}
+
+
+# the profile table's columns: ρ(τ) at these τ
+PROFILE_TAUS = (1.0, 1.5, 2.0, 5.0)
+
+
+def _sweep_view(sweep: SweepResult, number: int) -> dict:
+    problems = []
+    for index, problem in enumerate(sweep.problems, start=1):
+        problems.append({
+            "name": problem.name, "anchor": f"sweep-{number}-{index}",
+            "description": problem.info.get("description", ""), "metric": problem.metric,
+            "goal": "higher is better" if problem.goal == "max" else "lower is better",
+            "target": _fmt(problem.target, ".4g"),
+            "rows": [_ranking_row(problem, e) for e in problem.entries],
+            "recommendation": recommend(problem),
+            "figures": [
+                _figure(sweep_figures.learning_curves(problem),
+                        f"learning curves on {problem.name}",
+                        "The validation metric of the chosen setting over the steps: the mean "
+                        "over the final seeds that finished, ± one standard deviation."),
+                _figure(sweep_figures.sensitivity(problem),
+                        f"learning-rate sensitivity on {problem.name}",
+                        "Every tuning trial's final validation metric against its learning "
+                        "rate; crosses along the bottom are trials that diverged."),
+            ]})
+    fractions = sweep.profile(np.array(PROFILE_TAUS))
+    return {
+        "name": sweep.name, "anchor": f"sweep-{number}", "problems": problems,
+        "trials": sweep.config.get("trials"), "seeds": sweep.config.get("seeds"),
+        "unfinished": sweep.unfinished,
+        "profile_taus": [f"{t:g}" for t in PROFILE_TAUS],
+        "profile_rows": [{"optimizer": o, "values": [f"{v:.2f}" for v in fractions[o]]}
+                         for o in sweep.optimizers],
+        "profile": _figure(sweep_figures.performance_profile(sweep),
+                           f"performance profile of sweep {sweep.name}",
+                           "For each optimizer, the fraction of the problems on which its "
+                           "median time to the target (over the final seeds) is within a "
+                           "factor τ of the fastest optimizer's; higher and further left is "
+                           "better (AlgoPerf's score integrates this curve)."),
+    }
+
+
 def render(results: Results, title: str = "descentlab report") -> str:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("descentlab.report", "templates"),
@@ -99,9 +157,11 @@ def render(results: Results, title: str = "descentlab report") -> str:
                     else "the target")
     return environment.get_template("report.html.j2").render(
         title=title, runs=results.runs, search_runs=results.search_runs,
-        unfinished=results.unfinished, conclusion=conclude(results),
+        unfinished=results.unfinished,
+        conclusion=conclude(results) if results.runs else [],
         table=[_row(run) for run in results.runs], target_label=target_label,
         sections=_sections(results) if results.runs else [],
+        sweeps=[_sweep_view(sweep, n) for n, sweep in enumerate(results.sweeps, start=1)],
         written=time.strftime("%Y-%m-%d %H:%M"), version=__version__,
         database=str(Path(results.folder) / FILENAME))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..experiments.analysis import SweepResult, read_sweeps
 from ..lab.store import FILENAME, Store
 from ..lab.study import describe
 from ..nn import MLPSpec
@@ -79,6 +80,7 @@ class Results:
     runs: list[Run]  # final runs, in the order they were started
     search_runs: int
     unfinished: int  # final runs still "running" (an interrupted study)
+    sweeps: list[SweepResult] = field(default_factory=list)
 
     def studies(self) -> list[str]:
         return list(dict.fromkeys(run.study for run in self.runs))
@@ -92,7 +94,8 @@ def _num(value) -> float:
 
 
 def read(store: Store) -> Results:
-    """Every final run of every study in ``store``, with its epochs and layer statistics."""
+    """Every final run of every study in ``store``, with its epochs and layer statistics,
+    and every sweep, analysed."""
     finals, searches, unfinished = [], 0, 0
     for row in store.runs():
         config = row["config"]
@@ -120,14 +123,15 @@ def read(store: Store) -> Results:
             target_accuracy=train.get("target_accuracy"), wall_s=_num(row["wall_s"]),
             finding=row["finding"] or "", message=row["message"] or "",
             epochs=store.epochs(row["id"]), layers=store.layers(row["id"])))
-    return Results(str(store.folder), finals, searches, unfinished)
+    return Results(str(store.folder), finals, searches, unfinished, read_sweeps(store))
 
 
 def read_folder(folder: str | Path) -> Results:
     """``read`` the store of ``folder``, which must hold one (a new one is never created)."""
     folder = Path(folder)
     if not (folder / FILENAME).is_file():
-        raise FileNotFoundError(f"{folder} holds no {FILENAME}: run a study into it first "
-                                f"(descentlab demo --out {folder} or descentlab vanish)")
+        raise FileNotFoundError(f"{folder} holds no {FILENAME}: run a study or a sweep into "
+                                f"it first (descentlab demo --out {folder}, descentlab vanish "
+                                f"or descentlab sweep)")
     with Store(folder) as store:
         return read(store)
