@@ -164,3 +164,25 @@ def test_readme_quickstart_runs_and_converges():
     np.testing.assert_allclose(namespace["w"], np.ones(3), atol=1e-2)
     np.testing.assert_allclose(namespace["b"], -1.0, atol=1e-2)
     assert namespace["state"]["state"][0]["step"] == 500
+
+
+def test_readme_user_problem_example_runs(tmp_path, monkeypatch):
+    """The README's example of a user's problem and a sweep from Python, as written."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    example = next(b for b in blocks if "run_sweep" in b)
+    monkeypatch.chdir(tmp_path)
+    exec(example, {})  # its own assert checks the count of runs
+    from descentlab.lab import Store
+
+    with Store(tmp_path / "my-sweep") as store:
+        rows = store.sweep_runs("mine")
+    finals = [r for r in rows if r["phase"] == "final"]
+    # noiseless least squares: a tuned optimizer gets the coefficients within the target
+    assert finals and min(r["final_metric"] for r in finals) < 1e-3
+
+
+def test_the_example_sweep_configuration_is_valid():
+    from descentlab.experiments import load
+
+    config = load(ROOT / "examples" / "sweep.toml")
+    assert len(config.problems) == 6 and len(config.optimizers) == 4

@@ -65,8 +65,8 @@ def test_every_problem_gives_one_gradient_per_parameter_and_a_metric(name):
 @pytest.mark.parametrize("name", ["logreg-digits", "deep-sigmoid-digits", "mlp-mnist1d"])
 def test_dataset_problems_batch_over_their_training_split(name):
     dataset = "digits" if "digits" in name else "mnist1d"
-    from descentlab.data import mnist1d
     from descentlab.data import digits as load_digits
+    from descentlab.data import mnist1d
 
     splits = prepare(load_digits() if dataset == "digits" else mnist1d())
     assert problems.get(name).examples == len(splits.train)

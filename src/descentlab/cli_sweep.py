@@ -23,8 +23,14 @@ def _console():
 
 
 def _progress():
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("runs"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -136,6 +142,11 @@ def lr_find(args: argparse.Namespace) -> int:
     if args.optimizer not in optim.OPTIMIZERS:
         raise UsageError(unknown_name("optimizer", args.optimizer, list(optim.OPTIMIZERS)))
     kwargs = _setting(args.set)
+    known = [k for k in optim.defaults_of(optim.OPTIMIZERS[args.optimizer]) if k != "lr"]
+    for key in kwargs:
+        if key not in known:
+            raise UsageError(unknown_name(f"hyperparameter of {args.optimizer} in --set", key,
+                                          known))
     test = lrfind.range_test(problem, optim.OPTIMIZERS[args.optimizer], kwargs,
                              start=args.start, end=args.end, steps=args.steps, seed=args.seed)
     out = Path(args.out)

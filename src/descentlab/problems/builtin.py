@@ -1,13 +1,15 @@
 """The built-in problems, from the cheap and exactly known to the deep and hard.
 
-| name | what | metric (goal) | budget |
-|---|---|---|---|
-| linear-regression | the seed articles' y = 4 + 3x + noise, J = ‖Xθ − y‖²/2m | validation loss (min) | 10 epochs, batch 32 |
-| logreg-digits | softmax regression on scikit-learn's digits | validation accuracy (max) | 20 epochs, batch 64 |
-| deep-sigmoid-digits | the lab's 10 x 256 sigmoid network, init N(0, 0.1²) | validation accuracy (max) | 25 epochs, batch 64 |
-| mlp-mnist1d | 2 x 256 ReLU + He init on MNIST-1D | validation accuracy (max) | 20 epochs, batch 64 |
-| quadratic-deep | ½ θᵀHθ in 100-D, DeepOBS's spectrum | loss (min) | 500 steps |
-| rosenbrock | the 2-D Rosenbrock valley | f(x, y) (min) | 2000 steps |
+- ``linear-regression``: the seed articles' y = 4 + 3x + noise, J = ‖Xθ − y‖²/2m; validation
+  loss (min); 10 epochs of batches of 32.
+- ``logreg-digits``: softmax regression on scikit-learn's digits; validation accuracy (max);
+  20 epochs of batches of 64.
+- ``deep-sigmoid-digits``: the lab's 10 x 256 sigmoid network, init N(0, 0.1²); validation
+  accuracy (max); 25 epochs of batches of 64.
+- ``mlp-mnist1d``: 2 x 256 ReLU + He init on MNIST-1D; validation accuracy (max); 20 epochs
+  of batches of 64.
+- ``quadratic-deep``: ½ θᵀHθ in 100-D with DeepOBS's spectrum; loss (min); 500 steps.
+- ``rosenbrock``: the 2-D Rosenbrock valley; f(x, y) (min); 2000 steps.
 
 The data of a problem never depends on the seed (fixed splits, standardised on the training
 split); the seed draws the initial parameters and the batch order. Each target was set by trying

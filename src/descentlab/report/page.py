@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import write_atomically
-from ..lab.store import FILENAME
 from ..experiments.analysis import ProblemResult, SweepResult, recommend
+from ..lab.store import FILENAME
 from . import figures, sweep_figures
 from .conclusion import conclude
 from .results import Results, Run, read_folder
