@@ -202,3 +202,25 @@ def test_a_bad_name_or_setup_is_refused():
         Problem("x", None, metric="m", goal="min", target=0.0, steps=1)
     with pytest.raises(TypeError, match="expects a descentlab.problems.Problem"):
         register("rosenbrock")
+
+
+def test_problem_data_does_not_depend_on_the_blas_thread_count():
+    """A sweep's driver, its forked workers and Ray's workers must see the same bits: the
+    built-ins make their data on one BLAS thread whatever the process allows (a 2-thread
+    product rounds differently)."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    script = ("import hashlib; from descentlab.problems.builtin import "
+              "_deep_quadratic_hessian as h, _regression_data as r; "
+              "print(hashlib.sha256(h().tobytes() + b''.join(a.tobytes() for a in r()))"
+              ".hexdigest())")
+    ours = hashlib.sha256(_deep_quadratic_hessian().tobytes()
+                          + b"".join(a.tobytes() for a in _regression_data())).hexdigest()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        theirs = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        assert theirs == ours, threads

@@ -6,6 +6,11 @@ the budget and the target on a validation metric, following the benchmark protoc
 ``Model``: the parameter arrays the optimizer updates in place and closures over whatever else
 the problem needs (a network, data). The seed decides the initial parameters; the order of the
 mini-batches is drawn by the training loop from the same seed.
+
+A sweep promises bit-identical results wherever a run executes, so ``setup`` must return the
+same bits in every process: runs execute on one BLAS thread, and data a problem caches across
+runs should be made on one thread too (a multithreaded matrix product rounds differently; the
+built-ins use ``threadpoolctl.threadpool_limits(1)``).
 """
 
 from __future__ import annotations

@@ -30,10 +30,26 @@ from ..nn import MLP, MLPSpec
 from ..trajectories.functions import FUNCTIONS
 from .base import Model, Problem, register
 
+
+def _data(make):
+    """Cache ``make``'s result, computed on one BLAS thread: a multithreaded product or QR
+    rounds differently, and a problem's data must be the same bits in the driver (whose
+    cache a forked worker inherits), in a worker and on a Ray node."""
+
+    @functools.cache
+    @functools.wraps(make)
+    def cached(*args):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return make(*args)
+
+    return cached
+
 # -- linear regression ------------------------------------------------------------------------
 
 
-@functools.cache
+@_data
 def _regression_data() -> tuple[np.ndarray, ...]:
     data = make_linear_regression(n_samples=1000, n_features=1, noise=1.0, seed=0)
     rows = np.random.default_rng(0).permutation(len(data.y))
@@ -46,7 +62,7 @@ def _regression_loss(X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
     return float(residual @ residual) / (2 * len(y))
 
 
-@functools.cache
+@_data
 def regression_target() -> float:
     """5 % above the validation loss of the least-squares fit to the training split."""
     X, y, Xv, yv = _regression_data()
@@ -69,7 +85,7 @@ def _linear_regression(seed: int) -> Model:
 # -- networks on datasets ---------------------------------------------------------------------
 
 
-@functools.cache
+@_data
 def _splits(name: str) -> Splits:
     if name == "digits":
         return prepare(load_digits())
@@ -111,7 +127,7 @@ MNIST1D = MLPSpec(inputs=40, outputs=10, depth=2, width=256, activation="relu",
 # -- test functions ---------------------------------------------------------------------------
 
 
-@functools.cache
+@_data
 def _deep_quadratic_hessian() -> np.ndarray:
     """DeepOBS's "quadratic_deep" spectrum (Schneider et al. 2019): 90 eigenvalues uniform in
     [0, 1] and 10 in [30, 60], in a random orthonormal basis (fixed, seed 42)."""
