@@ -242,11 +242,19 @@ def test_a_users_problem_file_runs_in_the_workers(tmp_path, capsys):
         [optimizers.SGD]
         lr = [0.01, 0.1, 0.5, 1.0]
     """)
+    exported = tmp_path / "all.json"
     assert main(["sweep", str(config), "--out", str(tmp_path / "out"), "--workers", "2",
-                 "--quiet", "--no-report"]) == 0
+                 "--quiet", "--no-report", "--json", str(exported)]) == 0
     with Store(tmp_path / "out") as store:
         rows = store.sweep_runs("user")
     assert len(rows) == 6 and all(r["status"] == "finished" for r in rows)
+    # --json exports the sweep: its configuration, problems, and each run with its curve
+    import json
+
+    (sweep,) = json.loads(exported.read_text())["sweeps"]
+    assert sweep["name"] == "user" and sweep["problems"]["user-bowl"]["target"] == 1e-3
+    assert len(sweep["runs"]) == 6
+    assert all(len(r["curve"]) == 11 for r in sweep["runs"])  # step 0 and every 10 of 100
     # gradient descent on ½‖w − t‖² shrinks the error by |1 − lr| per step, exactly
     import numpy as np
 

@@ -14,6 +14,7 @@ import math
 import sys
 import time
 import traceback
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,7 @@ def import_problems(imports: tuple[str, ...]) -> None:
     only once per process."""
     for item in imports:
         if item.endswith(".py"):
-            module_name = "descentlab_user_" + str(abs(hash(item)))
+            module_name = f"descentlab_user_{zlib.crc32(item.encode()):08x}"
             if module_name in sys.modules:
                 continue
             spec = importlib.util.spec_from_file_location(module_name, item)
