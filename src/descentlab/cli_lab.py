@@ -127,11 +127,9 @@ def trajectories(args: argparse.Namespace) -> int:
                 from None
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output folder {out}: {exc.strerror}") from None
+    from .lab.store import writable_folder
+
+    out = writable_folder(args.out)
     table = Table(title="final points", title_justify="left")
     for column in ("function", "optimizer", "lr", "steps", "f(final)", "distance to minimum",
                    "note"):

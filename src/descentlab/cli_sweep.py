@@ -130,6 +130,7 @@ def lr_find(args: argparse.Namespace) -> int:
     from .atomic import write_atomically
     from .experiments import lrfind
     from .experiments.runner import import_problems
+    from .lab.store import writable_folder
     from .problems.base import unknown_name
 
     check_json_target(args.json)
@@ -147,13 +148,11 @@ def lr_find(args: argparse.Namespace) -> int:
         if key not in known:
             raise UsageError(unknown_name(f"hyperparameter of {args.optimizer} in --set", key,
                                           known))
+    lrfind.check_arguments(optim.OPTIMIZERS[args.optimizer], kwargs, args.start, args.end,
+                           args.steps)
+    out = writable_folder(args.out)  # refused before the test runs, not after it
     test = lrfind.range_test(problem, optim.OPTIMIZERS[args.optimizer], kwargs,
                              start=args.start, end=args.end, steps=args.steps, seed=args.seed)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output folder {out}: {exc.strerror}") from None
     png = lrfind.plot(test)
     picture = write_atomically(out / f"lr_find_{problem.name}_{args.optimizer}.png",
                                lambda f: f.write(png))

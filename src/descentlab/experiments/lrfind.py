@@ -42,13 +42,7 @@ def range_test(problem: Problem, optimizer_cls, kwargs: dict[str, Any] | None = 
                label: str = "") -> RangeTest:
     """Run the range test of ``optimizer_cls`` on ``problem`` from ``seed``."""
     kwargs = dict(kwargs or {})
-    if "lr" in kwargs:
-        raise ValueError("the range test sets the learning rate itself: do not give lr")
-    if not (math.isfinite(start) and math.isfinite(end) and 0 < start < end):
-        raise ValueError(f"need 0 < start < end, both finite, got start={start!r}, "
-                         f"end={end!r}")
-    if not (isinstance(steps, int) and steps >= 5):
-        raise ValueError(f"steps must be an integer >= 5, got {steps!r}")
+    check_arguments(optimizer_cls, kwargs, start, end, steps)
     model = problem.setup(seed)
     optimizer = optimizer_cls(model.params, lr=start, **kwargs)
     test = RangeTest(problem.name, label or optimizer_cls.__name__, kwargs)
@@ -81,6 +75,19 @@ def range_test(problem: Problem, optimizer_cls, kwargs: dict[str, Any] | None = 
                 break
     _suggest(test)
     return test
+
+
+def check_arguments(optimizer_cls, kwargs: dict[str, Any], start: float, end: float,
+                    steps: int) -> None:
+    """Refuse a range test that cannot run, before anything is computed or written."""
+    if "lr" in kwargs:
+        raise ValueError("the range test sets the learning rate itself: do not give lr")
+    if not (math.isfinite(start) and math.isfinite(end) and 0 < start < end):
+        raise ValueError(f"need 0 < start < end, both finite, got start={start!r}, "
+                         f"end={end!r}")
+    if not (isinstance(steps, int) and steps >= 5):
+        raise ValueError(f"steps must be an integer >= 5, got {steps!r}")
+    optimizer_cls([np.zeros(1)], lr=start, **kwargs)  # the other hyperparameters
 
 
 def _suggest(test: RangeTest) -> None:
