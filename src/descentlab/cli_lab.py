@@ -26,13 +26,18 @@ def check_json_target(path: str | None) -> None:
         raise UsageError(f"cannot write --json {path}: {folder} is not a writable folder")
 
 
-def _print_results(results, report: Path | None) -> None:
+def stdout_console():
+    """rich's console for stdout: a file or a pipe gets 160 columns, not 80."""
     from rich.console import Console
 
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _print_results(results, report: Path | None) -> None:
     from .report.conclusion import conclude
     from .report.terminal import summary_table
 
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = stdout_console()
     if results.runs:
         console.print(summary_table(results))
         for paragraph in conclude(results):

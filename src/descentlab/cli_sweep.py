@@ -5,21 +5,16 @@ message and exit status 2 (``cli.main``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import time
 from pathlib import Path
 
-from .cli_lab import EXIT_INTERRUPTED, UsageError, check_json_target
+from .cli_lab import EXIT_INTERRUPTED, UsageError, check_json_target, stdout_console
 
 EXIT_FAILED_RUNS = 1
-
-
-def _console():
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _progress():
@@ -39,27 +34,13 @@ def _progress():
 
 def print_sweeps(sweeps) -> None:
     """Per problem of each sweep: the ranking table and the recommendation."""
-    from rich.table import Table
-
     from .experiments.analysis import recommend
+    from .report.terminal import ranking_table
 
-    console = _console()
+    console = stdout_console()
     for sweep in sweeps:
         for problem in sweep.problems:
-            table = Table(title=f"{sweep.name}: {problem.name} ({problem.metric}, target "
-                                f"{problem.target:.4g})", title_justify="left")
-            for column in ("optimizer", "lr", f"median {problem.metric}", "min – max",
-                           "at target", "steps to target", "diverged"):
-                table.add_column(column)
-            for entry in problem.entries:
-                low, high = entry.spread
-                lr = (entry.chosen or {}).get("lr", math.nan)
-                table.add_row(entry.optimizer, f"{lr:.3g}", f"{entry.median:.4g}",
-                              f"{low:.4g} – {high:.4g}", f"{entry.reached}/{len(entry.finals)}",
-                              "—" if math.isinf(entry.steps_to_target)
-                              else f"{entry.steps_to_target:.0f}",
-                              f"{entry.diverged}/{len(entry.finals)}")
-            console.print(table)
+            console.print(ranking_table(sweep.name, problem))
             console.print(recommend(problem), markup=False, highlight=False)
             console.print()
 
@@ -74,13 +55,9 @@ def sweep(args: argparse.Namespace) -> int:
     config = load(args.config)
     start = time.perf_counter()
     try:
-        if args.quiet:
+        with contextlib.nullcontext() if args.quiet else _progress() as progress:
             summary = run_sweep(config, args.out, workers=args.workers, ray=args.ray,
-                                overwrite=args.overwrite)
-        else:
-            with _progress() as progress:
-                summary = run_sweep(config, args.out, workers=args.workers, ray=args.ray,
-                                    overwrite=args.overwrite, progress=progress)
+                                overwrite=args.overwrite, progress=progress)
     except KeyboardInterrupt:
         print(f"descentlab sweep: interrupted; finished runs are kept in {args.out}: run the "
               "same command again to resume", file=sys.stderr)
@@ -129,31 +106,26 @@ def lr_find(args: argparse.Namespace) -> int:
     from . import optim, problems
     from .atomic import write_atomically
     from .experiments import lrfind
-    from .experiments.runner import import_problems
+    from .experiments.runner import import_problems, resolve_import
     from .lab.store import writable_folder
     from .problems.base import unknown_name
+    from .report import sweep_figures
 
     check_json_target(args.json)
     try:
-        import_problems(tuple(str(Path(i).resolve()) if i.endswith(".py") else i
-                              for i in args.imports))
+        import_problems(tuple(resolve_import(i) for i in args.imports))
     except ImportError as exc:
         raise UsageError(str(exc)) from None
     problem = problems.get(args.problem)
     if args.optimizer not in optim.OPTIMIZERS:
         raise UsageError(unknown_name("optimizer", args.optimizer, list(optim.OPTIMIZERS)))
     kwargs = _setting(args.set)
-    known = [k for k in optim.defaults_of(optim.OPTIMIZERS[args.optimizer]) if k != "lr"]
-    for key in kwargs:
-        if key not in known:
-            raise UsageError(unknown_name(f"hyperparameter of {args.optimizer} in --set", key,
-                                          known))
     lrfind.check_arguments(optim.OPTIMIZERS[args.optimizer], kwargs, args.start, args.end,
                            args.steps)
     out = writable_folder(args.out)  # refused before the test runs, not after it
     test = lrfind.range_test(problem, optim.OPTIMIZERS[args.optimizer], kwargs,
                              start=args.start, end=args.end, steps=args.steps, seed=args.seed)
-    png = lrfind.plot(test)
+    png = sweep_figures.range_test(test)
     picture = write_atomically(out / f"lr_find_{problem.name}_{args.optimizer}.png",
                                lambda f: f.write(png))
     if test.stopped:
@@ -167,13 +139,8 @@ def lr_find(args: argparse.Namespace) -> int:
         print(f"lr at the loss minimum / 10: {test.minimum_over_10:.3g}")
     print(f"plot: {picture}")
     if args.json:
-        record = {"problem": test.problem, "optimizer": args.optimizer, "kwargs": test.kwargs,
-                  "lr": test.lrs, "loss": test.losses, "smoothed": test.smoothed,
-                  "stopped": test.stopped,
-                  "suggestion": test.suggestion if math.isfinite(test.suggestion) else None,
-                  "minimum_over_10": test.minimum_over_10
-                  if math.isfinite(test.minimum_over_10) else None}
-        Path(args.json).write_text(json.dumps(record, indent=1, default=list) + "\n")
+        text = json.dumps(test.as_dict(), indent=1, default=list, allow_nan=False)
+        Path(args.json).write_text(text + "\n")
     return 0
 
 
@@ -191,7 +158,7 @@ def list_problems(args: argparse.Namespace) -> int:
             f"{p.total_steps} steps"
         table.add_row(name, f"{p.metric} ({p.goal})", f"{p.target:.4g}", budget,
                       str(p.batch or "—"), p.description)
-    _console().print(table)
+    stdout_console().print(table)
     return 0
 
 

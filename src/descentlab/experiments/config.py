@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import optim
 from ..problems.base import unknown_name
+from .runner import import_problems, resolve_import
 from .space import Points, Range, SearchSpace
 
 if sys.version_info >= (3, 11):
@@ -156,7 +157,7 @@ def parse(data: dict[str, Any], source: str = "config", base: Path | None = None
     imports = data.get("import", [])
     if not (isinstance(imports, list) and all(isinstance(i, str) and i for i in imports)):
         fail("import", f"must be a list of module names or .py files, got {_show(imports)}")
-    imports = tuple(_resolve_import(i, base) for i in imports)
+    imports = tuple(resolve_import(i, base) for i in imports)
     _import_all(imports, lambda what: fail("import", what))
 
     problems = data["problems"]
@@ -264,18 +265,7 @@ def _known_keys(table: dict[str, Any], allowed, where: str, fail) -> None:
             fail(where, f"unknown key {key!r}{hint}; allowed: {', '.join(allowed)}")
 
 
-def _resolve_import(item: str, base: Path | None) -> str:
-    if item.endswith(".py"):
-        path = Path(item)
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        return str(path.resolve())
-    return item
-
-
 def _import_all(imports: tuple[str, ...], fail) -> None:
-    from .runner import import_problems
-
     try:
         import_problems(imports)
     except ImportError as exc:

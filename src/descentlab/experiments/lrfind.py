@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import optim
 from ..problems import Problem
+from ..problems.base import unknown_name
 from .runner import batches
 
 SMOOTHING = 0.98
@@ -35,6 +37,16 @@ class RangeTest:
     stopped: str = ""  # why it ended before the last rate, if it did
     suggestion: float = math.nan  # steepest descent
     minimum_over_10: float = math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        """The curve and the suggestions, for JSON (None where there is no suggestion)."""
+        def finite(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        return {"problem": self.problem, "optimizer": self.optimizer, "kwargs": self.kwargs,
+                "lr": self.lrs, "loss": self.losses, "smoothed": self.smoothed,
+                "stopped": self.stopped, "suggestion": finite(self.suggestion),
+                "minimum_over_10": finite(self.minimum_over_10)}
 
 
 def range_test(problem: Problem, optimizer_cls, kwargs: dict[str, Any] | None = None, *,
@@ -87,7 +99,12 @@ def check_arguments(optimizer_cls, kwargs: dict[str, Any], start: float, end: fl
                          f"end={end!r}")
     if not (isinstance(steps, int) and steps >= 5):
         raise ValueError(f"steps must be an integer >= 5, got {steps!r}")
-    optimizer_cls([np.zeros(1)], lr=start, **kwargs)  # the other hyperparameters
+    known = [k for k in optim.defaults_of(optimizer_cls) if k != "lr"]
+    for key in kwargs:
+        if key not in known:
+            raise ValueError(unknown_name(f"hyperparameter of {optimizer_cls.__name__} in "
+                                          "--set", key, known))
+    optimizer_cls([np.zeros(1)], lr=start, **kwargs)  # their values
 
 
 def _suggest(test: RangeTest) -> None:
@@ -100,29 +117,3 @@ def _suggest(test: RangeTest) -> None:
         return  # the loss never fell: no slope to read
     slope = np.gradient(smoothed[:lowest + 1], np.log(test.lrs[:lowest + 1]))
     test.suggestion = test.lrs[int(np.argmin(slope))]
-
-
-def plot(test: RangeTest) -> bytes:
-    """Loss against learning rate (log scale), the raw losses faint, the suggestion marked."""
-    from matplotlib.figure import Figure
-
-    from ..report.figures import _png
-
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot()
-    ax.plot(test.lrs, test.losses, color="0.75", linewidth=0.8, label="loss per step")
-    ax.plot(test.lrs, test.smoothed, label="smoothed")
-    for value, style, name in ((test.suggestion, "-", "steepest descent"),
-                               (test.minimum_over_10, ":", "minimum / 10")):
-        if math.isfinite(value):
-            ax.axvline(value, color="C3", linestyle=style, label=f"{name}: {value:.3g}")
-    ax.set_xscale("log")
-    positive = [v for v in test.smoothed if v > 0]
-    if positive and max(positive) / min(positive) > 100:
-        ax.set_yscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"learning-rate range test: {test.optimizer} on {test.problem}")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _png(fig)

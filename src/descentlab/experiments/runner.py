@@ -16,6 +16,7 @@ import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,17 @@ class Outcome:
     wall_s: float = 0.0
     message: str = ""
     curve: list[tuple[int, float, float, float]] = field(default_factory=list)
+
+
+def resolve_import(item: str, base: Path | None = None) -> str:
+    """A module name as it is; a .py file as an absolute path (a relative one taken from
+    ``base``, or from the working folder), so that workers elsewhere find the same file."""
+    if not item.endswith(".py"):
+        return item
+    path = Path(item)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return str(path.resolve())
 
 
 def import_problems(imports: tuple[str, ...]) -> None:

@@ -167,5 +167,5 @@ def run_sweep(config: SweepConfig, folder: str | Path, *, workers: int | None = 
 
 
 def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps({k: list(v) if isinstance(v, tuple) else v
-                                  for k, v in kwargs.items()}))
+    """The constructor arguments as the store reads them back (tuples become lists)."""
+    return json.loads(json.dumps(kwargs))

@@ -1,4 +1,5 @@
-"""The figures of a sweep's part of the report (matplotlib, PNG bytes, as ``figures``)."""
+"""The figures of a sweep's part of the report, and of ``descentlab lr-find`` (matplotlib, PNG
+bytes, as ``figures``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..experiments.analysis import ProblemResult, SweepResult
+from ..experiments.lrfind import RangeTest
 from .figures import _png
 
 TAUS = np.logspace(0, math.log10(20), 200)  # performance profile: τ from 1 to 20
@@ -98,5 +100,27 @@ def performance_profile(sweep: SweepResult) -> bytes:
     ax.set_ylabel("fraction of problems")
     ax.set_title(f"{sweep.name}: performance profile over {len(sweep.problems)} problems")
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def range_test(test: RangeTest) -> bytes:
+    """Loss against learning rate (log scale), the raw losses faint, the suggestion marked."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    ax.plot(test.lrs, test.losses, color="0.75", linewidth=0.8, label="loss per step")
+    ax.plot(test.lrs, test.smoothed, label="smoothed")
+    for value, style, name in ((test.suggestion, "-", "steepest descent"),
+                               (test.minimum_over_10, ":", "minimum / 10")):
+        if math.isfinite(value):
+            ax.axvline(value, color="C3", linestyle=style, label=f"{name}: {value:.3g}")
+    ax.set_xscale("log")
+    positive = [v for v in test.smoothed if v > 0]
+    if positive and max(positive) / min(positive) > 100:
+        ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"learning-rate range test: {test.optimizer} on {test.problem}")
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
