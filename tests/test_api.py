@@ -14,6 +14,7 @@ import pytest
 from conftest import require_torch
 
 import descentlab.optim as optim
+from descentlab.optim import conventions
 from descentlab.optim.algorithms import IMPLEMENTATION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,12 @@ def test_signature_matches_torch(name):
     theirs = inspect.signature(getattr(torch.optim, name)).parameters
     ours = {arg: p for arg, p in ours.items() if arg not in IMPLEMENTATION}  # our own keywords
     for arg, parameter in ours.items():
-        assert arg in theirs, f"{name}({arg}) is not a torch.optim argument"
+        if arg not in theirs:
+            # ours alone: the convention switches, keyword-only so that torch's positions hold
+            assert arg in [*conventions.SWITCHES, "convention"], \
+                f"{name}({arg}) is neither a torch.optim argument nor a convention switch"
+            assert parameter.kind is parameter.KEYWORD_ONLY, (name, arg)
+            continue
         assert parameter.default == theirs[arg].default, (name, arg)
     positional = [a for a, p in ours.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
     theirs_positional = [a for a, p in theirs.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
@@ -40,7 +46,8 @@ def test_signature_matches_torch(name):
 
 def test_lion_defaults_are_the_authors():
     assert optim.defaults_of(optim.Lion) == {
-        "lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0, "maximize": False}
+        "lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0, "maximize": False,
+        "convention": "torch"}
 
 
 @pytest.mark.parametrize("name", list(optim.OPTIMIZERS))
@@ -66,8 +73,8 @@ def test_readme_algorithm_table_matches_the_code():
                    None)
         assert row is not None, f"README has no table row for {name}"
         for arg, default in optim.defaults_of(cls).items():
-            if arg == "maximize":
-                continue
+            if arg in ("maximize", "convention", *conventions.SWITCHES):
+                continue  # documented once for all optimizers (docs/conventions.md)
             text = f"{arg}={default}" if not isinstance(default, tuple) else \
                 f"{arg}=({default[0]}, {default[1]})"
             assert text in row, f"README row for {name} lacks {text!r}: {row}"

@@ -8,19 +8,44 @@ its rule, so ``help(descentlab.optim.Adam)`` shows them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Iterable
 from typing import Any
 
-from . import rules
+from . import conventions, rules
 from .optimizer import Optimizer
 
 Betas = tuple[float, float]
 
+_CONVENTION_DOC = """
+    Every optimizer also takes ``convention="torch" | "optax" | "keras"``: a preset that sets the
+    switches and the defaults to what that library computes under the algorithm's name (see
+    :mod:`descentlab.optim.conventions`); arguments passed explicitly win over the preset.
+"""
+
 
 def _documented(cls: type[Optimizer]) -> type[Optimizer]:
+    """Append the rule's math to the class docstring, and let ``__init__`` take a convention.
+
+    The wrapped ``__init__`` keeps its signature (``help`` and ``defaults_of`` show torch's
+    defaults); with ``convention`` other than torch it fills every argument the caller did not
+    pass from the preset of the class's own algorithm.
+    """
     own = inspect.cleandoc(cls.__doc__ or "")
-    cls.__doc__ = f"{own}\n\n{inspect.cleandoc(cls.rule.update.__doc__ or '')}"
+    cls.__doc__ = (f"{own}\n\n{inspect.cleandoc(_CONVENTION_DOC)}\n\n"
+                   f"{inspect.cleandoc(cls.rule.update.__doc__ or '')}")
+    init = cls.__init__
+    signature = inspect.signature(init)
+    algorithm = cls.__name__
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        given = signature.bind(self, *args, **kwargs).arguments
+        kwargs.update(conventions.apply(algorithm, given.get("convention", "torch"), given))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
     return cls
 
 
@@ -52,12 +77,17 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        lr_in_momentum: bool = False,
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize), executor=executor,
+                                      maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      lr_in_momentum=lr_in_momentum), executor=executor,
                          nonfinite=nonfinite)
 
 
@@ -77,12 +107,17 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        eps_placement: str = "outside",
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
-                                      eps=eps, maximize=maximize), executor=executor,
+                                      eps=eps, maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      eps_placement=eps_placement), executor=executor,
                          nonfinite=nonfinite)
 
 
@@ -103,13 +138,19 @@ class RMSprop(Optimizer):
         centered: bool = False,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        eps_placement: str = "outside",
+        lr_in_momentum: bool = False,
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered, maximize=maximize),
-                         executor=executor,
-                         nonfinite=nonfinite)
+                                      momentum=momentum, centered=centered, maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      eps_placement=eps_placement,
+                                      lr_in_momentum=lr_in_momentum),
+                         executor=executor, nonfinite=nonfinite)
 
 
 @_documented
@@ -127,12 +168,15 @@ class Adadelta(Optimizer):
         weight_decay: float = 0,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize), executor=executor,
-                         nonfinite=nonfinite)
+                                      maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay),
+                         executor=executor, nonfinite=nonfinite)
 
 
 @_documented
@@ -152,14 +196,18 @@ class Adam(Optimizer):
         *,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
+        eps_placement: str = "outside",
+        amsgrad_max_of: str = "v",
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize,
-                                      decoupled_weight_decay=decoupled_weight_decay),
-                         executor=executor,
-                         nonfinite=nonfinite)
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      eps_placement=eps_placement,
+                                      amsgrad_max_of=amsgrad_max_of),
+                         executor=executor, nonfinite=nonfinite)
 
 
 @_documented
@@ -176,13 +224,17 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        eps_placement: str = "outside",
+        amsgrad_max_of: str = "v",
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
+        # every argument is passed on, so Adam's own preset adds nothing to AdamW's
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True,
-                         executor=executor,
-                         nonfinite=nonfinite)
+                         eps_placement=eps_placement, amsgrad_max_of=amsgrad_max_of,
+                         convention=convention, executor=executor, nonfinite=nonfinite)
 
 
 @_documented
@@ -200,12 +252,17 @@ class Adamax(Optimizer):
         weight_decay: float = 0,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        eps_placement: str = "inside",
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize), executor=executor,
-                         nonfinite=nonfinite)
+                                      maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      eps_placement=eps_placement),
+                         executor=executor, nonfinite=nonfinite)
 
 
 @_documented
@@ -225,14 +282,18 @@ class NAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        eps_placement: str = "outside",
+        momentum_schedule: str = "dozat",
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize), executor=executor,
-                         nonfinite=nonfinite)
+                                      maximize=maximize, eps_placement=eps_placement,
+                                      momentum_schedule=momentum_schedule),
+                         executor=executor, nonfinite=nonfinite)
 
 
 @_documented
@@ -251,13 +312,19 @@ class RAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        eps_placement: str = "hat",
+        rectify_threshold: float = 5.0,
+        rectify_fallback: str = "momentum",
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize), executor=executor,
-                         nonfinite=nonfinite)
+                                      maximize=maximize, eps_placement=eps_placement,
+                                      rectify_threshold=rectify_threshold,
+                                      rectify_fallback=rectify_fallback),
+                         executor=executor, nonfinite=nonfinite)
 
 
 @_documented
@@ -274,6 +341,7 @@ class Lion(Optimizer):
         weight_decay: float = 0,
         *,
         maximize: bool = False,
+        convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
     ) -> None:

@@ -104,6 +104,19 @@ def l2_gradient(p, g, maximize: bool, weight_decay: float):
     return g
 
 
+def weight_decay_terms(group: Group) -> tuple[float, float]:
+    """(coupled λ for :func:`l2_gradient`, decoupled factor ``1 − lr·λ``): one is neutral.
+
+    ``decoupled_weight_decay`` chooses: L2 adds λθ to the gradient, so the decay passes through
+    the moments and the adaptive scaling; decoupled decay shrinks θ by lr·λ before the step
+    (torch's AdamW, and what Keras 3 does for every optimizer).
+    """
+    weight_decay = float(group["weight_decay"])
+    if not group["decoupled_weight_decay"]:
+        return weight_decay, 1.0
+    return 0.0, (1.0 - float(group["lr"]) * weight_decay) if weight_decay != 0 else 1.0
+
+
 # --- hyperparameter checks -----------------------------------------------------------------
 #
 # Each message starts with torch.optim's own wording (code that matches on torch's message
@@ -122,8 +135,12 @@ def check_eps(group: Group) -> None:
         raise ValueError(f"Invalid epsilon value: {value} (eps must be a finite number > 0)")
 
 
-def check_weight_decay(group: Group) -> None:
+def check_weight_decay(group: Group, switch: bool = True) -> None:
+    """λ >= 0, and the ``decoupled_weight_decay`` switch a bool (``switch=False``: the rule has
+    no such switch, as Lion, whose decay is always decoupled)."""
     at_least_zero(group, "weight_decay", "Invalid weight_decay value: {}")
+    if switch:
+        check_flag(group, "decoupled_weight_decay")
 
 
 def check_betas(group: Group) -> None:
@@ -138,6 +155,21 @@ def check_betas(group: Group) -> None:
         if not _is_real(beta) or not 0.0 <= beta < 1.0:
             raise ValueError(f"Invalid beta parameter at index {i}: {beta} "
                              f"(betas[{i}] must be in [0, 1))")
+
+
+def check_choice(group: Group, name: str, choices: Collection[str]) -> None:
+    """``group[name]`` one of the strings ``choices`` (a convention switch)."""
+    value = group[name]
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"Invalid {name} value: {value!r} ({name} must be one of "
+                         f"{', '.join(map(repr, choices))})")
+
+
+def check_flag(group: Group, name: str) -> None:
+    """``group[name]`` a bool (a switch: 0 or "yes" would be a mistake, not a choice)."""
+    value = group[name]
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"Invalid {name} value: {value!r} ({name} must be True or False)")
 
 
 def check_fraction(group: Group, name: str, message: str) -> None:

@@ -15,6 +15,7 @@ from ._base import (
     check_weight_decay,
     elementwise,
     l2_gradient,
+    weight_decay_terms,
 )
 
 
@@ -24,7 +25,8 @@ class AdadeltaCoefficients(NamedTuple):
     one_minus_rho: float
     eps: float
     maximize: bool
-    weight_decay: float
+    weight_decay: float  # coupled L2 λ (0 when decoupled)
+    decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
 
 
 @elementwise
@@ -33,7 +35,7 @@ def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
 
     Update (torch.optim.Adadelta):
 
-        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        g ← g + λ θ                    (weight_decay λ; θ ← θ (1 − lr λ) if decoupled)
         v ← ρ v + (1 − ρ) g²                          (running average of squared gradients)
         Δ = √(u + ε) / √(v + ε) · g
         u ← ρ u + (1 − ρ) Δ²                          (running average of squared *updates*)
@@ -55,6 +57,7 @@ def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
         It is not Adam: there is no first moment and no bias correction (one of the seed
         articles gives Adam's equations under this name).
     """
+    p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     square_avg = square_avg * h.rho + h.one_minus_rho * g * g
     std = np.sqrt(square_avg + h.eps)
@@ -66,13 +69,15 @@ def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
 def _coefficients(group: Group, state: dict) -> AdadeltaCoefficients:
     state["step"] += 1
     rho = float(group["rho"])
+    l2, decay = weight_decay_terms(group)
     return AdadeltaCoefficients(
         neg_lr=-float(group["lr"]),
         rho=rho,
         one_minus_rho=1.0 - rho,
         eps=float(group["eps"]),
         maximize=bool(group["maximize"]),
-        weight_decay=float(group["weight_decay"]),
+        weight_decay=l2,
+        decay=decay,
     )
 
 

@@ -10,19 +10,25 @@ from ._base import (
     Group,
     Rule,
     at_least_zero,
+    check_choice,
     check_eps,
     check_lr,
     check_weight_decay,
     elementwise,
     l2_gradient,
+    weight_decay_terms,
 )
+
+EPS_PLACEMENTS = ("outside", "inside")
 
 
 class AdagradCoefficients(NamedTuple):
     neg_clr: float
     eps: float
+    eps_inside: bool  # √(s + ε) rather than √s + ε
     maximize: bool
-    weight_decay: float
+    weight_decay: float  # coupled L2 λ (0 when decoupled)
+    decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
 
 
 @elementwise
@@ -31,10 +37,10 @@ def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state ke
 
     Update (torch.optim.Adagrad), t counting this parameter's steps from 1:
 
-        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        g ← g + λ θ                    (weight_decay λ; θ ← θ (1 − lr λ) if decoupled)
         s ← s + g²                                   (s₀ = initial_accumulator_value)
         lr_t = lr / (1 + (t − 1) · lr_decay)
-        θ ← θ − lr_t · g / (√s + ε)
+        θ ← θ − lr_t · g / (√s + ε)     (eps_placement="inside": θ ← θ − lr_t · g / √(s + ε))
 
     Defaults: lr = 1e-2, lr_decay = 0, λ = 0, initial_accumulator_value = 0, ε = 1e-10.
 
@@ -49,19 +55,24 @@ def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state ke
         - The lr_decay schedule exists only in torch.
         Early steps differ most: with s₀ = 0.1 the first step is g/√(0.1 + g²), not ≈ sign(g).
     """
+    p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     sum = sum + g * g
-    return p + h.neg_clr * g / (np.sqrt(sum) + h.eps), sum
+    denom = np.sqrt(sum + h.eps) if h.eps_inside else np.sqrt(sum) + h.eps
+    return p + h.neg_clr * g / denom, sum
 
 
 def _coefficients(group: Group, state: dict) -> AdagradCoefficients:
     state["step"] += 1
     clr = float(group["lr"]) / (1 + (state["step"] - 1) * float(group["lr_decay"]))
+    l2, decay = weight_decay_terms(group)
     return AdagradCoefficients(
         neg_clr=-clr,
         eps=float(group["eps"]),
+        eps_inside=group["eps_placement"] == "inside",
         maximize=bool(group["maximize"]),
-        weight_decay=float(group["weight_decay"]),
+        weight_decay=l2,
+        decay=decay,
     )
 
 
@@ -72,6 +83,7 @@ def _check(group: Group) -> None:
     at_least_zero(group, "initial_accumulator_value",
                   "Invalid initial_accumulator_value value: {}")
     check_eps(group)
+    check_choice(group, "eps_placement", EPS_PLACEMENTS)
 
 
 RULE = Rule(

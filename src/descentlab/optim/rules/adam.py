@@ -10,24 +10,37 @@ from ._base import (
     Group,
     Rule,
     check_betas,
+    check_choice,
     check_eps,
     check_lr,
     check_weight_decay,
     elementwise,
     l2_gradient,
     lerp,
+    weight_decay_terms,
 )
+
+# Where ε goes in the denominator √v̂ + ε of Adam-like steps (v̂ = v / (1 − β₂ᵗ)):
+#   "outside": √v̂ + ε (torch's Adam and NAdam, optax), "inside": √(v̂ + ε) (optax's eps_root),
+#   "hat": √v + ε̂, the bias correction √(1 − β₂ᵗ) moved into the step size (Keras's Adam,
+#   torch's RAdam, the paper's section 2).
+EPS_PLACEMENTS = ("outside", "inside", "hat")
+AMSGRAD_MAX_OF = ("v", "v_hat")
 
 
 class AdamCoefficients(NamedTuple):
-    neg_step_size: float  # −lr / (1 − β₁ᵗ)
+    neg_step_size: float  # −lr / (1 − β₁ᵗ), times √(1 − β₂ᵗ) for eps_placement="hat"
     one_minus_beta1: float  # lerp's weight w for m
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
+    bias_correction2: float  # 1 − β₂ᵗ
     bias_correction2_sqrt: float  # √(1 − β₂ᵗ)
     eps: float
+    eps_inside: bool
+    eps_hat: bool
     amsgrad: bool
+    amsgrad_of_v_hat: bool  # the max is taken over the bias-corrected v̂ (optax)
     maximize: bool
     l2: float  # coupled weight decay (0 when decoupled)
     decay: float  # decoupled weight decay factor 1 − lr·λ (1 when coupled)
@@ -44,6 +57,12 @@ def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
         v ← β₂ v + (1 − β₂) g²
         amsgrad:  v_max ← max(v_max, v), and v_max replaces v below
         θ ← θ − lr / (1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+
+    Switches (each library's choice in :mod:`descentlab.optim.conventions`):
+        eps_placement="inside":  θ ← θ − lr / (1 − β₁ᵗ) · m / √(v / (1 − β₂ᵗ) + ε)
+        eps_placement="hat":     θ ← θ − lr √(1 − β₂ᵗ) / (1 − β₁ᵗ) · m / (√v + ε)
+        amsgrad_max_of="v_hat":  v_max ← max(v_max, v / (1 − β₂ᵗ)), used without further
+                                 correction (not combinable with "hat")
 
     Defaults: lr = 1e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0 (AdamW: λ = 1e-2).
 
@@ -69,12 +88,29 @@ def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
           default; Keras 3 ``AdamW`` uses λ = 0.004; torch's AdamW λ = 1e-2.
     """
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
-    if h.amsgrad:
-        max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq)
-        denom = np.sqrt(max_exp_avg_sq) / h.bias_correction2_sqrt + h.eps
+    if not h.amsgrad:
+        denom = adam_denominator(exp_avg_sq, h)
+    elif h.amsgrad_of_v_hat:
+        max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq / h.bias_correction2)
+        if h.eps_inside:
+            denom = np.sqrt(max_exp_avg_sq + h.eps)
+        else:
+            denom = np.sqrt(max_exp_avg_sq) + h.eps
     else:
-        denom = np.sqrt(exp_avg_sq) / h.bias_correction2_sqrt + h.eps
+        max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq)
+        denom = adam_denominator(max_exp_avg_sq, h)
     return p + h.neg_step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
+
+
+@elementwise
+def adam_denominator(v, h):
+    """``√v̂ + ε`` from the raw second moment ``v``, with ε where ``eps_placement`` puts it
+    (for "hat" the caller's step size carries the bias correction √(1 − β₂ᵗ))."""
+    if h.eps_inside:
+        return np.sqrt(v / h.bias_correction2 + h.eps)
+    if h.eps_hat:
+        return np.sqrt(v) + h.eps
+    return np.sqrt(v) / h.bias_correction2_sqrt + h.eps
 
 
 @elementwise
@@ -91,39 +127,48 @@ def adam_moments(p, g, exp_avg, exp_avg_sq, h):
     return p, g, exp_avg, exp_avg_sq
 
 
-def weight_decay_terms(group: Group) -> tuple[float, float]:
-    """(coupled λ, decoupled factor 1 − lr·λ) for a group with ``decoupled_weight_decay``."""
-    weight_decay = float(group["weight_decay"])
-    if not group["decoupled_weight_decay"]:
-        return weight_decay, 1.0
-    return 0.0, (1.0 - float(group["lr"]) * weight_decay) if weight_decay != 0 else 1.0
-
-
 def _coefficients(group: Group, state: dict) -> AdamCoefficients:
     state["step"] += 1
     step = state["step"]
     beta1, beta2 = (float(b) for b in group["betas"])
     l2, decay = weight_decay_terms(group)
+    lr = float(group["lr"])
+    bias_correction2 = 1 - beta2**step
+    hat = group["eps_placement"] == "hat"
     return AdamCoefficients(
-        neg_step_size=-(float(group["lr"]) / (1 - beta1**step)),
+        neg_step_size=(-(lr * bias_correction2**0.5 / (1 - beta1**step)) if hat
+                       else -(lr / (1 - beta1**step))),
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
-        bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+        bias_correction2=bias_correction2,
+        bias_correction2_sqrt=bias_correction2**0.5,
         eps=float(group["eps"]),
+        eps_inside=group["eps_placement"] == "inside",
+        eps_hat=hat,
         amsgrad=bool(group["amsgrad"]),
+        amsgrad_of_v_hat=group["amsgrad_max_of"] == "v_hat",
         maximize=bool(group["maximize"]),
         l2=l2,
         decay=decay,
     )
 
 
-def check_adam_like(group: Group) -> None:
+def check_adam_like(group: Group, eps_placements: tuple[str, ...] = EPS_PLACEMENTS) -> None:
     check_lr(group)
     check_eps(group)
     check_betas(group)
     check_weight_decay(group)
+    check_choice(group, "eps_placement", eps_placements)
+
+
+def _check(group: Group) -> None:
+    check_adam_like(group)
+    check_choice(group, "amsgrad_max_of", AMSGRAD_MAX_OF)
+    if group["amsgrad_max_of"] == "v_hat" and group["eps_placement"] == "hat":
+        raise ValueError("amsgrad_max_of='v_hat' cannot be combined with eps_placement='hat' "
+                         "(the hat form corrects v in the step size, after the max)")
 
 
 RULE = Rule(
@@ -131,7 +176,7 @@ RULE = Rule(
     update=adam,
     arrays=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     coefficients=_coefficients,
-    check=check_adam_like,
+    check=_check,
     active=lambda group: (
         ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         if group["amsgrad"]

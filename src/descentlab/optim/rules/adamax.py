@@ -6,8 +6,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, elementwise, l2_gradient, lerp
+from ._base import Group, Rule, elementwise, l2_gradient, lerp, weight_decay_terms
 from .adam import check_adam_like
+
+# ε inside the max, u ← max(β₂ u, |g| + ε) (torch, optax), or added after it (Keras)
+EPS_PLACEMENTS = ("inside", "outside")
 
 
 class AdamaxCoefficients(NamedTuple):
@@ -16,8 +19,10 @@ class AdamaxCoefficients(NamedTuple):
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     eps: float
+    eps_outside: bool  # u ← max(β₂ u, |g|) and ε added to u in the step
     maximize: bool
-    weight_decay: float
+    weight_decay: float  # coupled L2 λ (0 when decoupled)
+    decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
 
 
 @elementwise
@@ -26,10 +31,12 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
 
     Update (torch.optim.Adamax):
 
-        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        g ← g + λ θ                    (weight_decay λ; θ ← θ (1 − lr λ) if decoupled)
         m ← β₁ m + (1 − β₁) g
         u ← max(β₂ u, |g| + ε)
         θ ← θ − lr / (1 − β₁ᵗ) · m / u
+
+    eps_placement="outside" (Keras): u ← max(β₂ u, |g|) and θ ← θ − lr / (1 − β₁ᵗ) · m / (u + ε).
 
     Defaults: lr = 2e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0.
 
@@ -44,8 +51,12 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
           θ ← θ − lr m / ((1 − β₁ᵗ)(u + ε)), ε = 1e-7, lr = 1e-3.
         They differ only where |g| stays near ε, e.g. for parameters whose gradient is zero.
     """
+    p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.beta1_lerp)
+    if h.eps_outside:
+        exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g))
+        return p + h.neg_clr * exp_avg / (exp_inf + h.eps), exp_avg, exp_inf
     exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g) + h.eps)
     return p + h.neg_clr * exp_avg / exp_inf, exp_avg, exp_inf
 
@@ -53,15 +64,22 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
 def _coefficients(group: Group, state: dict) -> AdamaxCoefficients:
     state["step"] += 1
     beta1, beta2 = (float(b) for b in group["betas"])
+    l2, decay = weight_decay_terms(group)
     return AdamaxCoefficients(
         neg_clr=-(float(group["lr"]) / (1 - beta1 ** state["step"])),
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         eps=float(group["eps"]),
+        eps_outside=group["eps_placement"] == "outside",
         maximize=bool(group["maximize"]),
-        weight_decay=float(group["weight_decay"]),
+        weight_decay=l2,
+        decay=decay,
     )
+
+
+def _check(group: Group) -> None:
+    check_adam_like(group, EPS_PLACEMENTS)
 
 
 RULE = Rule(
@@ -69,5 +87,5 @@ RULE = Rule(
     update=adamax,
     arrays=("exp_avg", "exp_inf"),
     coefficients=_coefficients,
-    check=check_adam_like,
+    check=_check,
 )

@@ -70,7 +70,7 @@ def _coefficients(group: Group, state: dict) -> LionCoefficients:
 def _check(group: Group) -> None:
     check_lr(group)
     check_betas(group)
-    check_weight_decay(group)
+    check_weight_decay(group, switch=False)
 
 
 RULE = Rule(

@@ -6,19 +6,25 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, at_least_zero, elementwise
-from .adam import adam_moments, check_adam_like, weight_decay_terms
+from ._base import Group, Rule, at_least_zero, check_choice, elementwise, weight_decay_terms
+from .adam import adam_moments, check_adam_like
+
+# μ_t = β₁ (1 − ½ · 0.96^{t ψ}) (Dozat's schedule: torch with ψ = momentum_decay, Keras with
+# ψ = 1), or μ_t = β₁ throughout (optax's nesterov Adam)
+MOMENTUM_SCHEDULES = ("dozat", "constant")
 
 
 class NAdamCoefficients(NamedTuple):
-    grad_coef: float  # −lr (1 − μ_t) / (1 − Π_t)
-    avg_coef: float  # −lr μ_{t+1} / (1 − Π_t μ_{t+1})
+    grad_coef: float  # −lr (1 − μ_t) / (1 − Π_t)   (times √(1 − β₂ᵗ) for "hat")
+    avg_coef: float  # −lr μ_{t+1} / (1 − Π_t μ_{t+1})   (likewise)
     one_minus_beta1: float  # lerp's weight w for m
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
     bias_correction2: float  # 1 − β₂ᵗ
     eps: float
+    eps_inside: bool
+    eps_hat: bool
     maximize: bool
     l2: float
     decay: float
@@ -37,6 +43,9 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
         d = √(v / (1 − β₂ᵗ)) + ε
         θ ← θ − lr (1 − μ_t)/(1 − Π_t) · g/d − lr μ_{t+1}/(1 − Π_t μ_{t+1}) · m/d
 
+    Switches: momentum_schedule="constant" sets μ_t = β₁ for every t (Π_t = β₁ᵗ);
+    eps_placement="inside" makes d = √(v / (1 − β₂ᵗ) + ε), "hat" d = (√v + ε)/√(1 − β₂ᵗ).
+
     Defaults: lr = 2e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0, ψ = 4e-3.
 
     Reference:
@@ -54,7 +63,12 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
         - Dozat's paper has no decoupled weight decay; torch adds it as an option (NAdamW).
     """
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
-    denom = np.sqrt(exp_avg_sq / h.bias_correction2) + h.eps
+    if h.eps_inside:
+        denom = np.sqrt(exp_avg_sq / h.bias_correction2 + h.eps)
+    elif h.eps_hat:
+        denom = np.sqrt(exp_avg_sq) + h.eps
+    else:
+        denom = np.sqrt(exp_avg_sq / h.bias_correction2) + h.eps
     p = p + h.grad_coef * g / denom
     p = p + h.avg_coef * exp_avg / denom
     return p, exp_avg, exp_avg_sq
@@ -66,20 +80,27 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
     lr = float(group["lr"])
     beta1, beta2 = (float(b) for b in group["betas"])
     momentum_decay = float(group["momentum_decay"])
-    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
-    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+    if group["momentum_schedule"] == "constant":
+        mu = mu_next = beta1
+    else:
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
     state["mu_product"] *= mu
     mu_product = state["mu_product"]
     l2, decay = weight_decay_terms(group)
+    hat = group["eps_placement"] == "hat"
+    scale = (1 - beta2**step) ** 0.5 if hat else 1.0
     return NAdamCoefficients(
-        grad_coef=-lr * (1.0 - mu) / (1.0 - mu_product),
-        avg_coef=(-lr * mu_next) / (1.0 - mu_product * mu_next),
+        grad_coef=-lr * (1.0 - mu) / (1.0 - mu_product) * scale,
+        avg_coef=(-lr * mu_next) / (1.0 - mu_product * mu_next) * scale,
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         bias_correction2=1 - beta2**step,
         eps=float(group["eps"]),
+        eps_inside=group["eps_placement"] == "inside",
+        eps_hat=hat,
         maximize=bool(group["maximize"]),
         l2=l2,
         decay=decay,
@@ -89,6 +110,7 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
 def _check(group: Group) -> None:
     check_adam_like(group)
     at_least_zero(group, "momentum_decay", "Invalid momentum_decay value: {}")
+    check_choice(group, "momentum_schedule", MOMENTUM_SCHEDULES)
 
 
 RULE = Rule(

@@ -6,21 +6,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, elementwise
-from .adam import adam_moments, check_adam_like, weight_decay_terms
+from ._base import Group, Rule, check_choice, check_finite, elementwise, weight_decay_terms
+from .adam import adam_moments, check_adam_like
+
+# below the threshold: a bias-corrected momentum step (torch, optax, the paper) or no step at
+# all (the authors' code with degenerated_to_sgd=False)
+RECTIFY_FALLBACKS = ("momentum", "none")
 
 
 class RAdamCoefficients(NamedTuple):
     lr: float
+    fallback_lr: float  # lr, or 0 for rectify_fallback="none"
     one_minus_beta1: float  # lerp's weight w for m
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
     bias_correction1: float  # 1 − β₁ᵗ
+    bias_correction2: float  # 1 − β₂ᵗ
     bias_correction2_sqrt: float  # √(1 − β₂ᵗ)
-    rectify: bool  # ρ_t > 5
+    rectify: bool  # ρ_t > rectify_threshold
     rect: float  # r_t
     eps: float
+    eps_outside: bool  # ε on the bias-corrected √v̂
+    eps_inside: bool  # √(v̂ + ε)
     maximize: bool
     l2: float
     decay: float
@@ -39,6 +47,10 @@ def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
                      θ ← θ − lr · m̂ · √(1 − β₂ᵗ)/(√v + ε) · r_t
         else:        θ ← θ − lr · m̂
 
+    Switches: rectify_threshold (5) replaces the 5 above; rectify_fallback="none" makes no
+    step below it (the moments still move); eps_placement is "hat" here, torch's form above,
+    "outside" gives √(1 − β₂ᵗ)/(√v + ε) → 1/(√v̂ + ε) and "inside" 1/√(v̂ + ε).
+
     Defaults: lr = 1e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0. With β₂ = 0.999 the
     rectified step starts at t = 6.
 
@@ -56,10 +68,15 @@ def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
     bias_corrected_exp_avg = exp_avg / h.bias_correction1
     if h.rectify:
-        adaptive_lr = h.bias_correction2_sqrt / (np.sqrt(exp_avg_sq) + h.eps)
+        if h.eps_outside:
+            adaptive_lr = 1 / (np.sqrt(exp_avg_sq / h.bias_correction2) + h.eps)
+        elif h.eps_inside:
+            adaptive_lr = 1 / np.sqrt(exp_avg_sq / h.bias_correction2 + h.eps)
+        else:
+            adaptive_lr = h.bias_correction2_sqrt / (np.sqrt(exp_avg_sq) + h.eps)
         p = p - bias_corrected_exp_avg * h.lr * adaptive_lr * h.rect
     else:
-        p = p - bias_corrected_exp_avg * h.lr
+        p = p - bias_corrected_exp_avg * h.fallback_lr
     return p, exp_avg, exp_avg_sq
 
 
@@ -70,28 +87,44 @@ def _coefficients(group: Group, state: dict) -> RAdamCoefficients:
     bias_correction2 = 1 - beta2**step
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-    rectify = rho_t > 5.0
+    rectify = rho_t > float(group["rectify_threshold"])
     rect = (
         ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
         if rectify
         else 1.0
     )
     l2, decay = weight_decay_terms(group)
+    lr = float(group["lr"])
     return RAdamCoefficients(
-        lr=float(group["lr"]),
+        lr=lr,
+        fallback_lr=lr if group["rectify_fallback"] == "momentum" else 0.0,
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         bias_correction1=1 - beta1**step,
+        bias_correction2=bias_correction2,
         bias_correction2_sqrt=bias_correction2**0.5,
         rectify=rectify,
         rect=rect,
         eps=float(group["eps"]),
+        eps_outside=group["eps_placement"] == "outside",
+        eps_inside=group["eps_placement"] == "inside",
         maximize=bool(group["maximize"]),
         l2=l2,
         decay=decay,
     )
+
+
+def _check(group: Group) -> None:
+    check_adam_like(group)
+    check_finite(group, "rectify_threshold")
+    if group["rectify_threshold"] < 4:
+        # r_t has (ρ_t − 4) under its root: it is not a real number below ρ_t = 4
+        raise ValueError(f"Invalid rectify_threshold value: {group['rectify_threshold']} "
+                         "(rectify_threshold must be >= 4: the rectification r_t is not real "
+                         "for ρ_t < 4)")
+    check_choice(group, "rectify_fallback", RECTIFY_FALLBACKS)
 
 
 RULE = Rule(
@@ -99,5 +132,5 @@ RULE = Rule(
     update=radam,
     arrays=("exp_avg", "exp_avg_sq"),
     coefficients=_coefficients,
-    check=check_adam_like,
+    check=_check,
 )

@@ -10,25 +10,33 @@ from ._base import (
     Group,
     Rule,
     at_least_zero,
+    check_choice,
     check_eps,
+    check_flag,
     check_lr,
     check_weight_decay,
     elementwise,
     l2_gradient,
     lerp,
+    weight_decay_terms,
 )
+
+EPS_PLACEMENTS = ("outside", "inside")
 
 
 class RMSpropCoefficients(NamedTuple):
-    neg_lr: float
+    step_scale: float  # −lr, or −1 when lr is already inside the buffer
+    grad_scale: float  # 1, or lr when lr goes inside the buffer (lr_in_momentum)
     alpha: float
     one_minus_alpha: float
     alpha_lerp: float  # 1 − (1 − α), lerp's complement for ḡ (may differ from α in the last bit)
     eps: float
+    eps_inside: bool  # √(v̄ + ε) rather than √v̄ + ε
     momentum: float
     centered: bool
     maximize: bool
-    weight_decay: float
+    weight_decay: float  # coupled L2 λ (0 when decoupled)
+    decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
 
 
 @elementwise
@@ -37,12 +45,15 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
 
     Update (torch.optim.RMSprop):
 
-        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        g ← g + λ θ                    (weight_decay λ; θ ← θ (1 − lr λ) if decoupled)
         v ← α v + (1 − α) g²
         centered:  ḡ ← α ḡ + (1 − α) g,   v̄ = v − ḡ²    (else v̄ = v)
-        d = √v̄ + ε
+        d = √v̄ + ε                                   (eps_placement="inside": d = √(v̄ + ε))
         momentum μ > 0:  b ← μ b + g / d,  θ ← θ − lr · b
         otherwise:       θ ← θ − lr · g / d
+
+    With ``lr_in_momentum`` (Keras, optax) the buffer holds steps already scaled by lr:
+    b ← μ b + lr · g / d and θ ← θ − b. Equal to torch's while lr is constant.
 
     Defaults: lr = 1e-2, α = 0.99, ε = 1e-8, λ = 0, μ = 0, centered = False.
 
@@ -63,35 +74,43 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
         With α = 0.99 the first step is about 10 g/|g| = 10·sign(g) times lr; with 0.9 it is
         about 3.2·sign(g): the two defaults give visibly different starts.
     """
+    p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     square_avg = square_avg * h.alpha + h.one_minus_alpha * g * g
     if h.centered:
         grad_avg = lerp(grad_avg, g, h.one_minus_alpha, h.alpha_lerp)
-        avg = np.sqrt(square_avg - grad_avg * grad_avg)
+        variance = square_avg - grad_avg * grad_avg
     else:
-        avg = np.sqrt(square_avg)
-    avg = avg + h.eps
+        variance = square_avg
+    avg = np.sqrt(variance + h.eps) if h.eps_inside else np.sqrt(variance) + h.eps
+    # multiplying by grad_scale = 1.0 is exact: torch's rounding is kept when lr stays outside
     if h.momentum > 0:
-        momentum_buffer = momentum_buffer * h.momentum + g / avg
-        p = p + h.neg_lr * momentum_buffer
+        momentum_buffer = momentum_buffer * h.momentum + h.grad_scale * g / avg
+        p = p + h.step_scale * momentum_buffer
     else:
-        p = p + h.neg_lr * g / avg
+        p = p + h.step_scale * (h.grad_scale * g) / avg
     return p, square_avg, grad_avg, momentum_buffer
 
 
 def _coefficients(group: Group, state: dict) -> RMSpropCoefficients:
     state["step"] += 1
     alpha = float(group["alpha"])
+    lr = float(group["lr"])
+    inside = bool(group["lr_in_momentum"])
+    l2, decay = weight_decay_terms(group)
     return RMSpropCoefficients(
-        neg_lr=-float(group["lr"]),
+        step_scale=-1.0 if inside else -lr,
+        grad_scale=lr if inside else 1.0,
         alpha=alpha,
         one_minus_alpha=1.0 - alpha,
         alpha_lerp=1.0 - (1.0 - alpha),
         eps=float(group["eps"]),
+        eps_inside=group["eps_placement"] == "inside",
         momentum=float(group["momentum"]),
         centered=bool(group["centered"]),
         maximize=bool(group["maximize"]),
-        weight_decay=float(group["weight_decay"]),
+        weight_decay=l2,
+        decay=decay,
     )
 
 
@@ -101,6 +120,8 @@ def _check(group: Group) -> None:
     at_least_zero(group, "momentum", "Invalid momentum value: {}")
     check_weight_decay(group)
     at_least_zero(group, "alpha", "Invalid alpha value: {}")
+    check_choice(group, "eps_placement", EPS_PLACEMENTS)
+    check_flag(group, "lr_in_momentum")
 
 
 def _active(group: Group) -> tuple[str, ...]:

@@ -9,20 +9,24 @@ from ._base import (
     Rule,
     at_least_zero,
     check_finite,
+    check_flag,
     check_lr,
     check_weight_decay,
     elementwise,
     l2_gradient,
+    weight_decay_terms,
 )
 
 
 class SGDCoefficients(NamedTuple):
-    neg_lr: float
+    step_scale: float  # −lr, or −1 when lr is already inside the buffer
+    grad_scale: float  # 1, or lr when lr goes inside the buffer (lr_in_momentum)
     momentum: float
     one_minus_dampening: float
     nesterov: bool
     maximize: bool
-    weight_decay: float
+    weight_decay: float  # coupled L2 λ (0 when decoupled)
+    decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
     first: bool  # the buffer starts as a copy of the first gradient, without dampening
 
 
@@ -32,11 +36,15 @@ def sgd(p, g, momentum_buffer, h: SGDCoefficients):
 
     Update (torch.optim.SGD), with g the gradient (negated if ``maximize``):
 
-        g ← g + λ θ                                  (weight_decay λ, coupled L2)
+        g ← g + λ θ                    (weight_decay λ; θ ← θ (1 − lr λ) if decoupled)
         b ← g                          at the first step with momentum μ ≠ 0
         b ← μ b + (1 − τ) g            afterwards (dampening τ)
         d ← g + μ b  if nesterov,  else  d ← b   (d ← g when μ = 0)
         θ ← θ − lr · d
+
+    With ``lr_in_momentum`` (Keras) the buffer holds steps already scaled by lr: g is replaced
+    by lr·g above and θ ← θ − d. The two agree while lr is constant; when a schedule changes
+    lr, torch's buffer takes the new lr at once, Keras's only for new gradients.
 
     Plain (full-batch) gradient descent is this rule with μ = 0, stepped with the gradient of
     the whole training set; mini-batch SGD is the same rule stepped with mini-batch gradients.
@@ -62,24 +70,31 @@ def sgd(p, g, momentum_buffer, h: SGDCoefficients):
           optax use the equivalent reformulation d = g + μ b on the current parameters, which
           gives the same iterates only up to that change of variables.
     """
-    g = l2_gradient(p, g, h.maximize, h.weight_decay)
+    p = p * h.decay
+    g = l2_gradient(p, g, h.maximize, h.weight_decay) * h.grad_scale
     if h.momentum != 0:
         if h.first:
             momentum_buffer = g
         else:
             momentum_buffer = momentum_buffer * h.momentum + h.one_minus_dampening * g
         g = g + h.momentum * momentum_buffer if h.nesterov else momentum_buffer
-    return p + h.neg_lr * g, momentum_buffer
+    return p + h.step_scale * g, momentum_buffer
 
 
 def _coefficients(group: Group, state: dict) -> SGDCoefficients:
+    lr = float(group["lr"])
+    inside = bool(group["lr_in_momentum"])
+    l2, decay = weight_decay_terms(group)
     return SGDCoefficients(
-        neg_lr=-float(group["lr"]),
+        # multiplying by 1.0 is exact: torch's rounding is kept when lr stays outside
+        step_scale=-1.0 if inside else -lr,
+        grad_scale=lr if inside else 1.0,
         momentum=float(group["momentum"]),
         one_minus_dampening=1.0 - float(group["dampening"]),
         nesterov=bool(group["nesterov"]),
         maximize=bool(group["maximize"]),
-        weight_decay=float(group["weight_decay"]),
+        weight_decay=l2,
+        decay=decay,
         # torch creates the buffer on the first step that has momentum, from that gradient
         first="momentum_buffer" not in state,
     )
@@ -90,6 +105,7 @@ def _check(group: Group) -> None:
     at_least_zero(group, "momentum", "Invalid momentum value: {}")
     check_finite(group, "dampening")
     check_weight_decay(group)
+    check_flag(group, "lr_in_momentum")
     if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening (nesterov="
                          f"True with momentum={group['momentum']}, "

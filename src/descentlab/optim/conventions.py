@@ -1,0 +1,238 @@
+"""Presets that make an optimizer compute what optax or Keras 3 computes under the same name.
+
+The same "Adam" or "RMSprop" gives different trajectories in torch.optim, optax and Keras: they
+place ε differently, couple weight decay differently, put lr inside or outside a momentum
+buffer and schedule NAdam's momentum differently (optax issue 571, keras issue 17391,
+tensorflow issue 35102). Every such choice is a hyperparameter of descentlab's optimizers (a
+*switch*, documented in each rule's docstring), and ``convention=`` sets all of them, together
+with the library's defaults, in one word::
+
+    Adam(params, lr=1e-3, convention="keras")   # keras.optimizers.Adam(learning_rate=1e-3)
+
+torch.optim is the default convention: its values are the constructors' own defaults. A preset
+only fills in what the caller did not pass: ``Adam(params, convention="keras", eps=1e-8)``
+keeps ε = 1e-8 and takes everything else from Keras.
+
+This table is the one place where the libraries' choices are written down; the tests compare
+it with the defaults recorded from optax and Keras themselves (``tools/make_conventions.py``),
+and ``docs/conventions.md`` is generated from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CONVENTIONS = ("torch", "optax", "keras")
+
+# The switches: hyperparameters beyond torch.optim's (torch's own decoupled_weight_decay
+# extended to every optimizer), each a choice the libraries make differently. The math of
+# each is in the docstring of the rule that reads it (descentlab.optim.rules).
+SWITCHES: dict[str, str] = {
+    "eps_placement": "where ε goes: 'outside' the root (√v̂ + ε), 'inside' it (√(v̂ + ε)), "
+                     "or 'hat' (√v + ε, the bias correction moved into the step size); "
+                     "Adamax: 'inside' or 'outside' the max",
+    "decoupled_weight_decay": "False: L2, λθ added to the gradient; True: θ ← θ (1 − lr λ) "
+                              "before the step",
+    "lr_in_momentum": "the momentum buffer accumulates lr-scaled steps (b ← μ b + lr d, "
+                      "θ ← θ − b) instead of raw ones (θ ← θ − lr b)",
+    "amsgrad_max_of": "AMSGrad keeps the max of the raw 'v' (corrected after) or of the "
+                      "bias-corrected 'v_hat'",
+    "momentum_schedule": "NAdam's μ_t: 'dozat' β₁ (1 − ½ · 0.96^{t ψ}), ψ = momentum_decay, "
+                         "or 'constant' β₁",
+    "rectify_threshold": "RAdam rectifies when ρ_t exceeds it (torch 5, the paper 4)",
+    "rectify_fallback": "RAdam below the threshold: a bias-corrected 'momentum' step, or "
+                        "'none'",
+}
+
+
+class _Required:
+    """The library has no default for this hyperparameter: the caller must give it."""
+
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How one library defines one algorithm, in descentlab's hyperparameter names.
+
+    Attributes:
+        library: "optax" or "keras".
+        reference: the library's own name for it, e.g. ``optax.adamw``.
+        settings: descentlab hyperparameter -> value (``REQUIRED`` where the library has no
+            default).
+        names: descentlab hyperparameter -> the library's argument name, where they differ.
+        notes: what else a user porting between the two should know.
+    """
+
+    library: str
+    reference: str
+    settings: Mapping[str, Any]
+    names: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+_OPTAX_NAMES = {"lr": "learning_rate", "betas": "(b1, b2)"}
+_KERAS_NAMES = {"lr": "learning_rate", "betas": "(beta_1, beta_2)", "eps": "epsilon"}
+# Keras applies weight decay the same way in every optimizer, decoupled and scaled by lr
+# (BaseOptimizer._apply_weight_decay: θ ← θ − θ·λ·lr, before the update).
+_KERAS_DECAY = {"weight_decay": 0.0, "decoupled_weight_decay": True}
+_OPTAX_LR = {"lr": REQUIRED}
+_ADAM_BETAS = {"betas": (0.9, 0.999)}
+
+PRESETS: dict[str, dict[str, Preset | None]] = {
+    "SGD": {
+        "optax": Preset("optax", "optax.sgd", {
+            **_OPTAX_LR, "momentum": 0.0, "dampening": 0.0, "nesterov": False,
+            "weight_decay": 0.0, "decoupled_weight_decay": False, "lr_in_momentum": False,
+        }, _OPTAX_NAMES, ("momentum=None means no momentum; there is no dampening and no "
+                          "weight decay (chain optax.add_decayed_weights before sgd for L2)",)),
+        "keras": Preset("keras", "keras.optimizers.SGD", {
+            "lr": 0.01, "momentum": 0.0, "dampening": 0.0, "nesterov": False,
+            **_KERAS_DECAY, "lr_in_momentum": True,
+        }, _KERAS_NAMES, ("the buffer holds lr-scaled steps, v ← μ v − lr g",)),
+    },
+    "Adagrad": {
+        "optax": Preset("optax", "optax.adagrad", {
+            **_OPTAX_LR, "lr_decay": 0.0, "initial_accumulator_value": 0.1, "eps": 1e-7,
+            "eps_placement": "inside", "weight_decay": 0.0, "decoupled_weight_decay": False,
+        }, _OPTAX_NAMES, ("computes rsqrt(s + ε)·g, where s > 0, else 0",)),
+        "keras": Preset("keras", "keras.optimizers.Adagrad", {
+            "lr": 1e-3, "lr_decay": 0.0, "initial_accumulator_value": 0.1, "eps": 1e-7,
+            "eps_placement": "inside", **_KERAS_DECAY,
+        }, _KERAS_NAMES),
+    },
+    "RMSprop": {
+        "optax": Preset("optax", "optax.rmsprop", {
+            **_OPTAX_LR, "alpha": 0.9, "eps": 1e-8, "eps_placement": "inside", "momentum": 0.0,
+            "centered": False, "lr_in_momentum": True, "weight_decay": 0.0,
+            "decoupled_weight_decay": False,
+        }, {**_OPTAX_NAMES, "alpha": "decay"}, (
+            "eps_in_sqrt=False is eps_placement='outside'; initial_scale, nesterov and "
+            "bias_correction (all off by default) have no descentlab switch",
+            "its momentum is a trace of updates already scaled by lr",
+        )),
+        "keras": Preset("keras", "keras.optimizers.RMSprop", {
+            "lr": 1e-3, "alpha": 0.9, "eps": 1e-7, "eps_placement": "inside", "momentum": 0.0,
+            "centered": False, "lr_in_momentum": True, **_KERAS_DECAY,
+        }, {**_KERAS_NAMES, "alpha": "rho"}),
+    },
+    "Adadelta": {
+        "optax": Preset("optax", "optax.adadelta", {
+            **_OPTAX_LR, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0,
+            "decoupled_weight_decay": False,
+        }, _OPTAX_NAMES, ("learning_rate=None (its default) skips the lr scaling and with it "
+                          "the sign flip: the update then *ascends*; give lr",
+                          "weight_decay is added to the gradient before the scaling (L2)")),
+        "keras": Preset("keras", "keras.optimizers.Adadelta", {
+            "lr": 1e-3, "rho": 0.95, "eps": 1e-7, **_KERAS_DECAY,
+        }, _KERAS_NAMES),
+    },
+    "Adam": {
+        "optax": Preset("optax", "optax.adam / optax.amsgrad", {
+            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            "amsgrad_max_of": "v_hat", "weight_decay": 0.0, "decoupled_weight_decay": True,
+        }, _OPTAX_NAMES, (
+            "amsgrad=True is optax.amsgrad, weight decay is optax.adamw's",
+            "eps_root=x with eps=0 is eps_placement='inside' with eps=x; both non-zero at once "
+            "has no descentlab equivalent",
+        )),
+        "keras": Preset("keras", "keras.optimizers.Adam", {
+            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "hat",
+            "amsgrad_max_of": "v", **_KERAS_DECAY,
+        }, _KERAS_NAMES),
+    },
+    "AdamW": {
+        "optax": Preset("optax", "optax.adamw", {
+            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            "amsgrad_max_of": "v_hat", "weight_decay": 1e-4,
+        }, _OPTAX_NAMES, ("adds λθ to the update before the lr scaling: the same as decaying θ "
+                          "by lr·λ",)),
+        "keras": Preset("keras", "keras.optimizers.AdamW", {
+            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "hat",
+            "amsgrad_max_of": "v", "weight_decay": 0.004,
+        }, _KERAS_NAMES),
+    },
+    "Adamax": {
+        "optax": Preset("optax", "optax.adamax", {
+            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "inside",
+            "weight_decay": 0.0, "decoupled_weight_decay": False,
+        }, _OPTAX_NAMES),
+        "keras": Preset("keras", "keras.optimizers.Adamax", {
+            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "outside", **_KERAS_DECAY,
+        }, _KERAS_NAMES),
+    },
+    "NAdam": {
+        "optax": Preset("optax", "optax.nadam / optax.nadamw", {
+            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            "momentum_schedule": "constant", "weight_decay": 0.0,
+            "decoupled_weight_decay": True,
+        }, _OPTAX_NAMES, ("nadam is adam(nesterov=True); weight decay is nadamw's",)),
+        "keras": Preset("keras", "keras.optimizers.Nadam", {
+            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "outside",
+            "momentum_schedule": "dozat", "momentum_decay": 1.0, **_KERAS_DECAY,
+        }, _KERAS_NAMES, ("μ_t = β₁ (1 − ½ · 0.96^t): Dozat's schedule with ψ = 1",)),
+    },
+    "RAdam": {
+        "optax": Preset("optax", "optax.radam", {
+            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            "rectify_threshold": 5.0, "rectify_fallback": "momentum", "weight_decay": 0.0,
+            "decoupled_weight_decay": False,
+        }, {**_OPTAX_NAMES, "rectify_threshold": "threshold"}, (
+            "rectifies when ρ_t >= threshold (torch: ρ_t > 5); they differ only if ρ_t is "
+            "exactly the threshold",
+        )),
+        "keras": None,
+    },
+    "Lion": {
+        "optax": Preset("optax", "optax.lion", {
+            **_OPTAX_LR, "betas": (0.9, 0.99), "weight_decay": 1e-3,
+        }, _OPTAX_NAMES),
+        "keras": Preset("keras", "keras.optimizers.Lion", {
+            "lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0,
+        }, _KERAS_NAMES),
+    },
+}
+
+
+def preset(algorithm: str, convention: str) -> Preset | None:
+    """The preset for ``algorithm`` (a descentlab class name) under ``convention``.
+
+    None for "torch" (the constructor's defaults are torch's). Raises ValueError, naming the
+    choices, for an unknown convention or a library that lacks the algorithm.
+    """
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise ValueError(f"Invalid convention value: {convention!r} (convention must be one "
+                         f"of {', '.join(map(repr, CONVENTIONS))})")
+    if convention == "torch":
+        return None
+    found = PRESETS[algorithm][convention]
+    if found is None:
+        have = ["torch", *(c for c, p in PRESETS[algorithm].items() if p is not None)]
+        raise ValueError(f"{convention} has no {algorithm}, so there is no "
+                         f"convention={convention!r} for it (it has: "
+                         f"{', '.join(map(repr, have))})")
+    return found
+
+
+def apply(algorithm: str, convention: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters ``convention`` adds to the explicitly ``given`` ones.
+
+    Raises TypeError when the library has no default for a hyperparameter not given (optax's
+    learning rates).
+    """
+    found = preset(algorithm, convention)
+    if found is None:
+        return {}
+    added = {name: value for name, value in found.settings.items() if name not in given}
+    missing = [name for name, value in added.items() if value is REQUIRED]
+    if missing:
+        raise TypeError(f"{algorithm}(convention={convention!r}): {found.reference} has no "
+                        f"default for {', '.join(missing)}; pass "
+                        f"{' and '.join(f'{m}=...' for m in missing)}")
+    return added
