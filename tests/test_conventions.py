@@ -294,3 +294,14 @@ def test_nadam_constant_schedule_is_optax_nesterov_form():
         m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
         expected = expected - lr * m_hat / (np.sqrt(v / (1 - b2**t)) + eps)
         np.testing.assert_allclose(w, expected, rtol=1e-14)
+
+
+def test_docs_conventions_is_the_codes_own_table():
+    """docs/conventions.md is generated (tools/make_conventions_doc.py); it cannot drift."""
+    committed = (Path(__file__).parent.parent / "docs" / "conventions.md").read_text("utf-8")
+    assert committed == conventions.markdown(), \
+        "docs/conventions.md is stale: run python tools/make_conventions_doc.py"
+    for name in optim.OPTIMIZERS:
+        assert f"\n## {name}\n" in committed
+    for switch in conventions.SWITCHES:
+        assert f"| `{switch}` |" in committed
