@@ -104,6 +104,36 @@ def l2_gradient(p, g, maximize: bool, weight_decay: float):
     return g
 
 
+@elementwise
+def root(v, h):
+    """``√(v / v_divisor + eps_root) / root_divisor + eps``: every placement of ε in a
+    denominator, chosen by the numbers :func:`root_terms` puts in ``h``.
+
+    One expression instead of a branch per placement keeps the fused loop free of tests it
+    cannot hoist (with branches, Adam's step took 1.8x as long). Dividing by 1 and adding 0
+    are exact, so torch's rounding is kept where its placement is chosen.
+    """
+    return np.sqrt(v / h.v_divisor + h.eps_root) / h.root_divisor + h.eps
+
+
+def root_terms(eps: float, placement: str, correction: float = 1.0,
+               correction_sqrt: float = 1.0) -> dict[str, float]:
+    """``h``'s numbers for :func:`root`: ``v_divisor``, ``eps_root``, ``root_divisor``, ``eps``.
+
+    ``placement``: "outside" gives √v̂ + ε, "inside" √(v̂ + ε), "hat" √v + ε (the caller's
+    step size then carries the bias correction), with v̂ = v / ``correction``.
+    ``correction_sqrt`` (√correction) makes "outside" divide after the root, √v / √c + ε, as
+    torch's Adam does; left at 1 the division comes first, √(v / c) + ε (torch's NAdam).
+    """
+    if placement == "inside":
+        return {"v_divisor": correction, "eps_root": eps, "root_divisor": 1.0, "eps": 0.0}
+    if placement == "hat":
+        return {"v_divisor": 1.0, "eps_root": 0.0, "root_divisor": 1.0, "eps": eps}
+    if correction_sqrt != 1.0:
+        return {"v_divisor": 1.0, "eps_root": 0.0, "root_divisor": correction_sqrt, "eps": eps}
+    return {"v_divisor": correction, "eps_root": 0.0, "root_divisor": 1.0, "eps": eps}
+
+
 def weight_decay_terms(group: Group) -> tuple[float, float]:
     """(coupled λ for :func:`l2_gradient`, decoupled factor ``1 − lr·λ``): one is neutral.
 

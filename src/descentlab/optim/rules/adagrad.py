@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from ._base import (
     Group,
     Rule,
@@ -16,6 +14,8 @@ from ._base import (
     check_weight_decay,
     elementwise,
     l2_gradient,
+    root,
+    root_terms,
     weight_decay_terms,
 )
 
@@ -24,8 +24,10 @@ EPS_PLACEMENTS = ("outside", "inside")
 
 class AdagradCoefficients(NamedTuple):
     neg_clr: float
+    v_divisor: float  # the denominator is root(s, h), see _base.root_terms
+    eps_root: float
+    root_divisor: float
     eps: float
-    eps_inside: bool  # √(s + ε) rather than √s + ε
     maximize: bool
     weight_decay: float  # coupled L2 λ (0 when decoupled)
     decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
@@ -58,8 +60,7 @@ def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state ke
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     sum = sum + g * g
-    denom = np.sqrt(sum + h.eps) if h.eps_inside else np.sqrt(sum) + h.eps
-    return p + h.neg_clr * g / denom, sum
+    return p + h.neg_clr * g / root(sum, h), sum
 
 
 def _coefficients(group: Group, state: dict) -> AdagradCoefficients:
@@ -68,8 +69,7 @@ def _coefficients(group: Group, state: dict) -> AdagradCoefficients:
     l2, decay = weight_decay_terms(group)
     return AdagradCoefficients(
         neg_clr=-clr,
-        eps=float(group["eps"]),
-        eps_inside=group["eps_placement"] == "inside",
+        **root_terms(float(group["eps"]), group["eps_placement"]),
         maximize=bool(group["maximize"]),
         weight_decay=l2,
         decay=decay,

@@ -17,6 +17,8 @@ from ._base import (
     elementwise,
     l2_gradient,
     lerp,
+    root,
+    root_terms,
     weight_decay_terms,
 )
 
@@ -34,13 +36,13 @@ class AdamCoefficients(NamedTuple):
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
-    bias_correction2: float  # 1 − β₂ᵗ
-    bias_correction2_sqrt: float  # √(1 − β₂ᵗ)
+    # the denominator √v̂ + ε is ``root(v, h)``, with ε where eps_placement puts it
+    v_divisor: float
+    eps_root: float
+    root_divisor: float
     eps: float
-    eps_inside: bool
-    eps_hat: bool
     amsgrad: bool
-    amsgrad_of_v_hat: bool  # the max is taken over the bias-corrected v̂ (optax)
+    max_divisor: float  # v_max ← max(v_max, v / max_divisor): 1, or 1 − β₂ᵗ for "v_hat"
     maximize: bool
     l2: float  # coupled weight decay (0 when decoupled)
     decay: float  # decoupled weight decay factor 1 − lr·λ (1 when coupled)
@@ -88,29 +90,12 @@ def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
           default; Keras 3 ``AdamW`` uses λ = 0.004; torch's AdamW λ = 1e-2.
     """
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
-    if not h.amsgrad:
-        denom = adam_denominator(exp_avg_sq, h)
-    elif h.amsgrad_of_v_hat:
-        max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq / h.bias_correction2)
-        if h.eps_inside:
-            denom = np.sqrt(max_exp_avg_sq + h.eps)
-        else:
-            denom = np.sqrt(max_exp_avg_sq) + h.eps
+    if h.amsgrad:
+        max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq / h.max_divisor)
+        denom = root(max_exp_avg_sq, h)
     else:
-        max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq)
-        denom = adam_denominator(max_exp_avg_sq, h)
+        denom = root(exp_avg_sq, h)
     return p + h.neg_step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
-
-
-@elementwise
-def adam_denominator(v, h):
-    """``√v̂ + ε`` from the raw second moment ``v``, with ε where ``eps_placement`` puts it
-    (for "hat" the caller's step size carries the bias correction √(1 − β₂ᵗ))."""
-    if h.eps_inside:
-        return np.sqrt(v / h.bias_correction2 + h.eps)
-    if h.eps_hat:
-        return np.sqrt(v) + h.eps
-    return np.sqrt(v) / h.bias_correction2_sqrt + h.eps
 
 
 @elementwise
@@ -134,21 +119,21 @@ def _coefficients(group: Group, state: dict) -> AdamCoefficients:
     l2, decay = weight_decay_terms(group)
     lr = float(group["lr"])
     bias_correction2 = 1 - beta2**step
-    hat = group["eps_placement"] == "hat"
+    placement = group["eps_placement"]
+    of_v_hat = bool(group["amsgrad"]) and group["amsgrad_max_of"] == "v_hat"
+    # the max of v̂ is already corrected: its root divides by nothing more
+    terms = (root_terms(float(group["eps"]), placement) if of_v_hat else
+             root_terms(float(group["eps"]), placement, bias_correction2, bias_correction2**0.5))
     return AdamCoefficients(
-        neg_step_size=(-(lr * bias_correction2**0.5 / (1 - beta1**step)) if hat
+        neg_step_size=(-(lr * bias_correction2**0.5 / (1 - beta1**step)) if placement == "hat"
                        else -(lr / (1 - beta1**step))),
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
-        bias_correction2=bias_correction2,
-        bias_correction2_sqrt=bias_correction2**0.5,
-        eps=float(group["eps"]),
-        eps_inside=group["eps_placement"] == "inside",
-        eps_hat=hat,
+        **terms,
         amsgrad=bool(group["amsgrad"]),
-        amsgrad_of_v_hat=group["amsgrad_max_of"] == "v_hat",
+        max_divisor=bias_correction2 if of_v_hat else 1.0,
         maximize=bool(group["maximize"]),
         l2=l2,
         decay=decay,

@@ -18,8 +18,8 @@ class AdamaxCoefficients(NamedTuple):
     one_minus_beta1: float  # lerp's weight w for m
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
-    eps: float
-    eps_outside: bool  # u ← max(β₂ u, |g|) and ε added to u in the step
+    eps_in_max: float  # u ← max(β₂ u, |g| + eps_in_max): ε inside the max, or 0
+    eps_after_max: float  # the step divides by u + eps_after_max: ε outside the max, or 0
     maximize: bool
     weight_decay: float  # coupled L2 λ (0 when decoupled)
     decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
@@ -54,11 +54,9 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.beta1_lerp)
-    if h.eps_outside:
-        exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g))
-        return p + h.neg_clr * exp_avg / (exp_inf + h.eps), exp_avg, exp_inf
-    exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g) + h.eps)
-    return p + h.neg_clr * exp_avg / exp_inf, exp_avg, exp_inf
+    # one expression for both placements (adding 0 is exact): no test in the fused loop
+    exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g) + h.eps_in_max)
+    return p + h.neg_clr * exp_avg / (exp_inf + h.eps_after_max), exp_avg, exp_inf
 
 
 def _coefficients(group: Group, state: dict) -> AdamaxCoefficients:
@@ -70,8 +68,8 @@ def _coefficients(group: Group, state: dict) -> AdamaxCoefficients:
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
-        eps=float(group["eps"]),
-        eps_outside=group["eps_placement"] == "outside",
+        eps_in_max=0.0 if group["eps_placement"] == "outside" else float(group["eps"]),
+        eps_after_max=float(group["eps"]) if group["eps_placement"] == "outside" else 0.0,
         maximize=bool(group["maximize"]),
         weight_decay=l2,
         decay=decay,

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
-from ._base import Group, Rule, at_least_zero, check_choice, elementwise, weight_decay_terms
+from ._base import (
+    Group,
+    Rule,
+    at_least_zero,
+    check_choice,
+    elementwise,
+    root,
+    root_terms,
+    weight_decay_terms,
+)
 from .adam import adam_moments, check_adam_like
 
 # μ_t = β₁ (1 − ½ · 0.96^{t ψ}) (Dozat's schedule: torch with ψ = momentum_decay, Keras with
@@ -21,10 +28,10 @@ class NAdamCoefficients(NamedTuple):
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
-    bias_correction2: float  # 1 − β₂ᵗ
+    v_divisor: float  # d = root(v, h), see _base.root_terms
+    eps_root: float
+    root_divisor: float
     eps: float
-    eps_inside: bool
-    eps_hat: bool
     maximize: bool
     l2: float
     decay: float
@@ -63,12 +70,7 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
         - Dozat's paper has no decoupled weight decay; torch adds it as an option (NAdamW).
     """
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
-    if h.eps_inside:
-        denom = np.sqrt(exp_avg_sq / h.bias_correction2 + h.eps)
-    elif h.eps_hat:
-        denom = np.sqrt(exp_avg_sq) + h.eps
-    else:
-        denom = np.sqrt(exp_avg_sq / h.bias_correction2) + h.eps
+    denom = root(exp_avg_sq, h)
     p = p + h.grad_coef * g / denom
     p = p + h.avg_coef * exp_avg / denom
     return p, exp_avg, exp_avg_sq
@@ -97,10 +99,7 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
-        bias_correction2=1 - beta2**step,
-        eps=float(group["eps"]),
-        eps_inside=group["eps_placement"] == "inside",
-        eps_hat=hat,
+        **root_terms(float(group["eps"]), group["eps_placement"], 1 - beta2**step),
         maximize=bool(group["maximize"]),
         l2=l2,
         decay=decay,

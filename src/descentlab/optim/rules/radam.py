@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
-from ._base import Group, Rule, check_choice, check_finite, elementwise, weight_decay_terms
+from ._base import (
+    Group,
+    Rule,
+    check_choice,
+    check_finite,
+    elementwise,
+    root,
+    root_terms,
+    weight_decay_terms,
+)
 from .adam import adam_moments, check_adam_like
 
 # below the threshold: a bias-corrected momentum step (torch, optax, the paper) or no step at
@@ -22,13 +29,13 @@ class RAdamCoefficients(NamedTuple):
     beta2: float
     one_minus_beta2: float
     bias_correction1: float  # 1 − β₁ᵗ
-    bias_correction2: float  # 1 − β₂ᵗ
-    bias_correction2_sqrt: float  # √(1 − β₂ᵗ)
+    adaptive_numerator: float  # √(1 − β₂ᵗ) for "hat" (torch), else 1
     rectify: bool  # ρ_t > rectify_threshold
     rect: float  # r_t
+    v_divisor: float  # the adaptive lr is adaptive_numerator / root(v, h)
+    eps_root: float
+    root_divisor: float
     eps: float
-    eps_outside: bool  # ε on the bias-corrected √v̂
-    eps_inside: bool  # √(v̂ + ε)
     maximize: bool
     l2: float
     decay: float
@@ -68,12 +75,7 @@ def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
     bias_corrected_exp_avg = exp_avg / h.bias_correction1
     if h.rectify:
-        if h.eps_outside:
-            adaptive_lr = 1 / (np.sqrt(exp_avg_sq / h.bias_correction2) + h.eps)
-        elif h.eps_inside:
-            adaptive_lr = 1 / np.sqrt(exp_avg_sq / h.bias_correction2 + h.eps)
-        else:
-            adaptive_lr = h.bias_correction2_sqrt / (np.sqrt(exp_avg_sq) + h.eps)
+        adaptive_lr = h.adaptive_numerator / root(exp_avg_sq, h)
         p = p - bias_corrected_exp_avg * h.lr * adaptive_lr * h.rect
     else:
         p = p - bias_corrected_exp_avg * h.fallback_lr
@@ -103,13 +105,10 @@ def _coefficients(group: Group, state: dict) -> RAdamCoefficients:
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         bias_correction1=1 - beta1**step,
-        bias_correction2=bias_correction2,
-        bias_correction2_sqrt=bias_correction2**0.5,
+        adaptive_numerator=bias_correction2**0.5 if group["eps_placement"] == "hat" else 1.0,
         rectify=rectify,
         rect=rect,
-        eps=float(group["eps"]),
-        eps_outside=group["eps_placement"] == "outside",
-        eps_inside=group["eps_placement"] == "inside",
+        **root_terms(float(group["eps"]), group["eps_placement"], bias_correction2),
         maximize=bool(group["maximize"]),
         l2=l2,
         decay=decay,

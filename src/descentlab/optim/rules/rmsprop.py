@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from ._base import (
     Group,
     Rule,
@@ -18,6 +16,8 @@ from ._base import (
     elementwise,
     l2_gradient,
     lerp,
+    root,
+    root_terms,
     weight_decay_terms,
 )
 
@@ -30,8 +30,10 @@ class RMSpropCoefficients(NamedTuple):
     alpha: float
     one_minus_alpha: float
     alpha_lerp: float  # 1 − (1 − α), lerp's complement for ḡ (may differ from α in the last bit)
+    v_divisor: float  # d = root(v̄, h), see _base.root_terms
+    eps_root: float
+    root_divisor: float
     eps: float
-    eps_inside: bool  # √(v̄ + ε) rather than √v̄ + ε
     momentum: float
     centered: bool
     maximize: bool
@@ -82,7 +84,7 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
         variance = square_avg - grad_avg * grad_avg
     else:
         variance = square_avg
-    avg = np.sqrt(variance + h.eps) if h.eps_inside else np.sqrt(variance) + h.eps
+    avg = root(variance, h)
     # multiplying by grad_scale = 1.0 is exact: torch's rounding is kept when lr stays outside
     if h.momentum > 0:
         momentum_buffer = momentum_buffer * h.momentum + h.grad_scale * g / avg
@@ -104,8 +106,7 @@ def _coefficients(group: Group, state: dict) -> RMSpropCoefficients:
         alpha=alpha,
         one_minus_alpha=1.0 - alpha,
         alpha_lerp=1.0 - (1.0 - alpha),
-        eps=float(group["eps"]),
-        eps_inside=group["eps_placement"] == "inside",
+        **root_terms(float(group["eps"]), group["eps_placement"]),
         momentum=float(group["momentum"]),
         centered=bool(group["centered"]),
         maximize=bool(group["maximize"]),
