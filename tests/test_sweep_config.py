@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pytest
 
 from descentlab.cli import main
@@ -61,6 +62,31 @@ def test_an_optimizer_without_lr_uses_its_default(tmp_path):
     assert (config.trials, config.seeds, config.seed) == (20, 5, 0)  # the defaults
 
 
+def test_a_convention_and_its_default_lr(tmp_path):
+    """A convention is a fixed choice; without lr the run takes the convention's default."""
+    config = load(_write(tmp_path, """
+        name = "c"
+        problems = ["rosenbrock"]
+        [optimizers.keras-sgd]
+        optimizer = "SGD"
+        convention = "keras"
+        momentum = 0.9
+        [optimizers.optax-rmsprop]
+        optimizer = "RMSprop"
+        convention = "optax"
+        lr = 0.003
+        eps_placement = "outside"
+    """))
+    keras_sgd, optax_rmsprop = config.optimizers
+    assert keras_sgd.space.dimensions == {"convention": "keras", "momentum": 0.9, "lr": 0.01}
+    group = keras_sgd.cls([np.zeros(2)], **keras_sgd.kwargs(
+        {"convention": "keras", "momentum": 0.9, "lr": 0.01})).param_groups[0]
+    assert group["lr_in_momentum"] is True and group["decoupled_weight_decay"] is True
+    setting = {"convention": "optax", "lr": 0.003, "eps_placement": "outside"}
+    group = optax_rmsprop.cls([np.zeros(2)], **optax_rmsprop.kwargs(setting)).param_groups[0]
+    assert (group["alpha"], group["eps_placement"], group["lr"]) == (0.9, "outside", 0.003)
+
+
 BASE = 'name = "bad"\nproblems = ["rosenbrock"]\n'
 ADAM = '[optimizers.Adam]\nlr = { min = 1e-4, max = 1e-1, scaling = "log" }\n'
 
@@ -109,6 +135,14 @@ MISTAKES = [
     (BASE + 'import = ["missing.py"]\n' + ADAM, r"import: cannot import .*missing.py"),
     (BASE + "optimizers = 3\n", r"optimizers: must hold at least one"),
     (BASE + "[optimizers]\nAdam = 3\n", r"\[optimizers.Adam\]: must be a table"),
+    (BASE + '[optimizers.Adam]\nconvention = "optax"\n',
+     r"\[optimizers.Adam\]: optax.adam .*has no default learning rate: give lr"),
+    (BASE + '[optimizers.RAdam]\nconvention = "keras"\n', r"keras has no RAdam"),
+    (BASE + '[optimizers.Adam]\nconvention = "jax"\n', r"Invalid convention value: 'jax'"),
+    (BASE + '[optimizers.Adam]\nconvention = ["torch", "keras"]\n',
+     r"convention: must be a string, .*give each its own \[optimizers.LABEL\] table"),
+    (BASE + '[optimizers.Adam]\neps_placement = "under"\n',
+     r"Adam refuses eps_placement='under'.*must be one of 'outside', 'inside', 'hat'"),
 ]
 
 

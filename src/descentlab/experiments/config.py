@@ -199,7 +199,9 @@ def _optimizer(label: str, body: Any, fail) -> OptimizerSpec:
             continue
         default = defaults[SPLIT[key][0]][SPLIT[key][1]] if key in SPLIT else defaults[key]
         dimensions[key] = _dimension(value, default, f"{where} {key}", fail)
-    dimensions.setdefault("lr", defaults["lr"])
+    if "lr" not in dimensions:
+        dimensions["lr"] = _default_lr(name, dimensions.get("convention", "torch"),
+                                       defaults["lr"], where, fail)
     spec = OptimizerSpec(label, name, SearchSpace(dimensions))
     probe = [np.zeros(2)]  # every corner of the space must be accepted by the optimizer
     for setting in spec.space.corners():
@@ -211,6 +213,19 @@ def _optimizer(label: str, body: Any, fail) -> OptimizerSpec:
     return spec
 
 
+def _default_lr(name: str, convention: str, torch_lr: float, where: str, fail) -> float:
+    """The lr a run uses when the configuration gives none: the convention's default."""
+    try:
+        preset = optim.conventions.preset(name, convention)
+    except ValueError as exc:
+        fail(where, str(exc))
+    if preset is None or "lr" not in preset.settings:
+        return torch_lr
+    if preset.settings["lr"] is optim.conventions.REQUIRED:
+        fail(where, f"{preset.reference} has no default learning rate: give lr")
+    return preset.settings["lr"]
+
+
 def _dimension(value: Any, default: Any, where: str, fail):
     """A fixed value, ``Points`` or ``Range`` whose values have ``default``'s type."""
     if isinstance(default, tuple):  # betas: a fixed pair only
@@ -219,6 +234,11 @@ def _dimension(value: Any, default: Any, where: str, fail):
             fail(where, f"must be a list of {len(default)} numbers (search beta1 and beta2 "
                         f"separately), got {_show(value)}")
         return tuple(float(v) for v in value)
+    if isinstance(default, str):  # a choice (convention, eps_placement, ...): fixed only
+        if not isinstance(value, str):
+            fail(where, f"must be a string, got {_show(value)} (to compare several choices, "
+                        "give each its own [optimizers.LABEL] table)")
+        return value
     kind = bool if isinstance(default, bool) else float
     if isinstance(value, dict):
         if kind is bool:

@@ -8,6 +8,7 @@
     ...     opt.step([2 * (w - 1.0)])      # gradient of |w - 1|²
 """
 
+from . import conventions
 from .algorithms import (
     OPTIMIZERS,
     SGD,
@@ -38,7 +39,7 @@ from .schedules import (
 )
 
 __all__ = [
-    "OPTIMIZERS", "Optimizer", "defaults_of",
+    "OPTIMIZERS", "Optimizer", "defaults_of", "conventions",
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion",
     "clip_grad_norm_", "clip_grad_value_", "save", "load", "LoadResult",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
