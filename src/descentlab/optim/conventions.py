@@ -312,7 +312,7 @@ def markdown() -> str:
         presets = PRESETS[name]
         lines += ["", f"## {name}", ""]
         libraries = ["torch.optim." + name if name != "Lion" else "authors' code"]
-        libraries += [p.reference if p else "(none)" for p in presets.values()]
+        libraries += [p.reference if p else f"{library}: none" for library, p in presets.items()]
         lines.append("| | " + " | ".join(libraries) + " |")
         lines.append("|---" * (len(libraries) + 1) + "|")
         for key, value in defaults[name].items():
