@@ -134,6 +134,20 @@ def root_terms(eps: float, placement: str, correction: float = 1.0,
     return {"v_divisor": correction, "eps_root": 0.0, "root_divisor": 1.0, "eps": eps}
 
 
+# eps_placement for a root without bias correction (AdaGrad's, RMSprop's)
+ROOT_PLACEMENTS = ("outside", "inside")
+
+
+def lr_scales(group: Group) -> tuple[float, float]:
+    """(step scale, gradient scale) for a momentum buffer, as ``lr_in_momentum`` chooses:
+    torch (−lr, 1), θ ← θ − lr·b; Keras (−1, lr), the buffer already holds lr-scaled steps.
+
+    Multiplying by 1 is exact, so torch's rounding is kept when lr stays outside.
+    """
+    lr = float(group["lr"])
+    return (-1.0, lr) if group["lr_in_momentum"] else (-lr, 1.0)
+
+
 def weight_decay_terms(group: Group) -> tuple[float, float]:
     """(coupled λ for :func:`l2_gradient`, decoupled factor ``1 − lr·λ``): one is neutral.
 

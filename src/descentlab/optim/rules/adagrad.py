@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    ROOT_PLACEMENTS,
     Group,
     Rule,
     at_least_zero,
@@ -18,8 +19,6 @@ from ._base import (
     root_terms,
     weight_decay_terms,
 )
-
-EPS_PLACEMENTS = ("outside", "inside")
 
 
 class AdagradCoefficients(NamedTuple):
@@ -83,7 +82,7 @@ def _check(group: Group) -> None:
     at_least_zero(group, "initial_accumulator_value",
                   "Invalid initial_accumulator_value value: {}")
     check_eps(group)
-    check_choice(group, "eps_placement", EPS_PLACEMENTS)
+    check_choice(group, "eps_placement", ROOT_PLACEMENTS)
 
 
 RULE = Rule(

@@ -90,8 +90,9 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
     state["mu_product"] *= mu
     mu_product = state["mu_product"]
     l2, decay = weight_decay_terms(group)
-    hat = group["eps_placement"] == "hat"
-    scale = (1 - beta2**step) ** 0.5 if hat else 1.0
+    bias_correction2 = 1 - beta2**step
+    # "hat": d = √v + ε, so both coefficients carry the correction √(1 − β₂ᵗ)
+    scale = bias_correction2**0.5 if group["eps_placement"] == "hat" else 1.0
     return NAdamCoefficients(
         grad_coef=-lr * (1.0 - mu) / (1.0 - mu_product) * scale,
         avg_coef=(-lr * mu_next) / (1.0 - mu_product * mu_next) * scale,
@@ -99,7 +100,7 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
-        **root_terms(float(group["eps"]), group["eps_placement"], 1 - beta2**step),
+        **root_terms(float(group["eps"]), group["eps_placement"], bias_correction2),
         maximize=bool(group["maximize"]),
         l2=l2,
         decay=decay,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    ROOT_PLACEMENTS,
     Group,
     Rule,
     at_least_zero,
@@ -16,12 +17,11 @@ from ._base import (
     elementwise,
     l2_gradient,
     lerp,
+    lr_scales,
     root,
     root_terms,
     weight_decay_terms,
 )
-
-EPS_PLACEMENTS = ("outside", "inside")
 
 
 class RMSpropCoefficients(NamedTuple):
@@ -97,12 +97,11 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
 def _coefficients(group: Group, state: dict) -> RMSpropCoefficients:
     state["step"] += 1
     alpha = float(group["alpha"])
-    lr = float(group["lr"])
-    inside = bool(group["lr_in_momentum"])
+    step_scale, grad_scale = lr_scales(group)
     l2, decay = weight_decay_terms(group)
     return RMSpropCoefficients(
-        step_scale=-1.0 if inside else -lr,
-        grad_scale=lr if inside else 1.0,
+        step_scale=step_scale,
+        grad_scale=grad_scale,
         alpha=alpha,
         one_minus_alpha=1.0 - alpha,
         alpha_lerp=1.0 - (1.0 - alpha),
@@ -121,7 +120,7 @@ def _check(group: Group) -> None:
     at_least_zero(group, "momentum", "Invalid momentum value: {}")
     check_weight_decay(group)
     at_least_zero(group, "alpha", "Invalid alpha value: {}")
-    check_choice(group, "eps_placement", EPS_PLACEMENTS)
+    check_choice(group, "eps_placement", ROOT_PLACEMENTS)
     check_flag(group, "lr_in_momentum")
 
 

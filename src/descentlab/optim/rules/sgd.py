@@ -14,6 +14,7 @@ from ._base import (
     check_weight_decay,
     elementwise,
     l2_gradient,
+    lr_scales,
     weight_decay_terms,
 )
 
@@ -82,13 +83,11 @@ def sgd(p, g, momentum_buffer, h: SGDCoefficients):
 
 
 def _coefficients(group: Group, state: dict) -> SGDCoefficients:
-    lr = float(group["lr"])
-    inside = bool(group["lr_in_momentum"])
+    step_scale, grad_scale = lr_scales(group)
     l2, decay = weight_decay_terms(group)
     return SGDCoefficients(
-        # multiplying by 1.0 is exact: torch's rounding is kept when lr stays outside
-        step_scale=-1.0 if inside else -lr,
-        grad_scale=lr if inside else 1.0,
+        step_scale=step_scale,
+        grad_scale=grad_scale,
         momentum=float(group["momentum"]),
         one_minus_dampening=1.0 - float(group["dampening"]),
         nesterov=bool(group["nesterov"]),
