@@ -7,7 +7,9 @@
 
 Each file holds, per case and dtype, the parameters after every step (``<case>/<dtype>/<i>``,
 shape (STEPS + 1, *shape), the initial values first), each library constructor's own defaults
-as JSON (``defaults/<factory>``, from its signature or ``get_config``), and the versions.
+as JSON (``defaults/<factory>``, from its signature or ``get_config``), the versions, and
+βᵗ in float32 as the library computes it for its bias corrections (``powers/<β>``, t = 1..300).
+optax runs under ``jax.jit``, as it is used.
 
 Every (library, dtype) runs in a fresh process: JAX's 64-bit mode and Keras's floatx are
 process-wide, and a float32 run must see what a float32 user sees (optax under x64 would
@@ -50,6 +52,11 @@ def out_path(library: str) -> Path:
 
 
 def optax_run(case: ConventionCase, dtype: str) -> list[np.ndarray]:
+    """The trajectory under ``jax.jit``, as optax is used. Run eagerly, JAX computes a float
+    raised to an int32 array (βᵗ in the bias corrections) by repeated squaring in float32, not
+    with XLA's pow: 0.999ᵗ then differs from the jitted value in the last bit from t = 3, which
+    moves optax's own float32 RAdam by 2e-5 (its ρ_t cancels: 1999 − 1998.x)."""
+    import jax
     import jax.numpy as jnp
     import optax
 
@@ -62,9 +69,14 @@ def optax_run(case: ConventionCase, dtype: str) -> list[np.ndarray]:
     params = [jnp.asarray(p) for p in params0]
     state = transform.init(params)
     trail = [[np.asarray(p)] for p in params]
+
+    @jax.jit
+    def step(grads, state, params):
+        updates, state = transform.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
     for row in grads:
-        updates, state = transform.update([jnp.asarray(g) for g in row], state, params)
-        params = optax.apply_updates(params, updates)
+        params, state = step([jnp.asarray(g) for g in row], state, params)
         for i, p in enumerate(params):
             assert p.dtype == np.dtype(dtype), (case.name, p.dtype)
             trail[i].append(np.asarray(p))
@@ -75,6 +87,16 @@ def optax_defaults(factory: str) -> dict:
     import optax
 
     return _signature_defaults(getattr(optax, factory))
+
+
+def optax_powers(beta: float) -> np.ndarray:
+    """βᵗ for t = 1..POWER_STEPS in float32 as optax's bias corrections compute it under jit:
+    ``beta ** count``, a Python float raised to an int32 count."""
+    import jax
+    import jax.numpy as jnp
+
+    power = jax.jit(lambda count: beta**count)
+    return np.array([power(jnp.int32(t)) for t in range(1, POWER_STEPS + 1)], dtype=np.float32)
 
 
 # -- Keras -------------------------------------------------------------------------------------
@@ -98,6 +120,16 @@ def keras_run(case: ConventionCase, dtype: str) -> list[np.ndarray]:
             assert value.dtype == np.dtype(dtype), (case.name, value.dtype)
             trail[i].append(value)
     return [np.stack(t) for t in trail]
+
+
+def keras_powers(beta: float) -> np.ndarray:
+    """βᵗ for t = 1..POWER_STEPS in float32 as Keras's Adam computes it: ``ops.power`` of β
+    cast to float32 and the step cast to float32."""
+    import keras
+
+    base = keras.ops.cast(beta, "float32")
+    return np.array([keras.ops.convert_to_numpy(keras.ops.power(base, keras.ops.cast(t, "float32")))
+                     for t in range(1, POWER_STEPS + 1)], dtype=np.float32)
 
 
 def _halving(keras, lr: float):
@@ -127,6 +159,10 @@ def _signature_defaults(function) -> dict:
 
 
 RUN = {"optax": optax_run, "keras": keras_run}
+POWERS = {"optax": optax_powers, "keras": keras_powers}
+# the β whose float32 powers are recorded (the usual β₁ and β₂, NAdam's 0.96) and for how long
+POWER_BETAS = (0.9, 0.96, 0.99, 0.999)
+POWER_STEPS = 300
 DEFAULTS = {"optax": optax_defaults, "keras": keras_defaults}
 
 
@@ -156,6 +192,9 @@ def worker(library: str, dtype: str, path: str) -> None:
     for case in (c for c in CASES if c.library == library):
         for i, trail in enumerate(RUN[library](case, dtype)):
             arrays[f"{case.name}/{dtype}/{i}"] = trail
+    if dtype == "float32":
+        for beta in POWER_BETAS:
+            arrays[f"powers/{beta}"] = POWERS[library](beta)
     if dtype == "float64":
         for factory in sorted({c.factory for c in CASES if c.library == library}):
             arrays[f"defaults/{factory}"] = np.array(json.dumps(DEFAULTS[library](factory)))

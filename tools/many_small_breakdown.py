@@ -30,7 +30,7 @@ def measure(name: str, kwargs: dict, count: int, size: int, repeats: int = 60) -
     opt_many.step(many_grads)  # creates the state
     states = [opt_many.state[i] for i in range(count)]
     columns = [[s[n] for s in states] if n in states[0] else None for n in cls.rule.arrays]
-    h = cls.rule.coefficients(opt_many.param_groups[0], dict(states[0]))
+    h = cls.rule.coefficients(opt_many.param_groups[0], dict(states[0]), float)
     timings = interleaved({
         "step many": lambda: opt_many.step(many_grads),
         "executor many": lambda: opt_many.executor.run(

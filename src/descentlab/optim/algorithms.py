@@ -198,6 +198,7 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
         eps_placement: str = "outside",
         amsgrad_max_of: str = "v",
+        scalar_dtype: str = "float64",
         convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
@@ -206,7 +207,8 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       eps_placement=eps_placement,
-                                      amsgrad_max_of=amsgrad_max_of),
+                                      amsgrad_max_of=amsgrad_max_of,
+                                      scalar_dtype=scalar_dtype),
                          executor=executor, nonfinite=nonfinite)
 
 
@@ -226,6 +228,7 @@ class AdamW(Adam):
         maximize: bool = False,
         eps_placement: str = "outside",
         amsgrad_max_of: str = "v",
+        scalar_dtype: str = "float64",
         convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
@@ -234,6 +237,7 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True,
                          eps_placement=eps_placement, amsgrad_max_of=amsgrad_max_of,
+                         scalar_dtype=scalar_dtype,
                          convention=convention, executor=executor, nonfinite=nonfinite)
 
 
@@ -254,6 +258,7 @@ class Adamax(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
         eps_placement: str = "inside",
+        scalar_dtype: str = "float64",
         convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
@@ -261,7 +266,8 @@ class Adamax(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      eps_placement=eps_placement),
+                                      eps_placement=eps_placement,
+                                      scalar_dtype=scalar_dtype),
                          executor=executor, nonfinite=nonfinite)
 
 
@@ -284,6 +290,7 @@ class NAdam(Optimizer):
         maximize: bool = False,
         eps_placement: str = "outside",
         momentum_schedule: str = "dozat",
+        scalar_dtype: str = "float64",
         convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
@@ -292,7 +299,8 @@ class NAdam(Optimizer):
                                       momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize, eps_placement=eps_placement,
-                                      momentum_schedule=momentum_schedule),
+                                      momentum_schedule=momentum_schedule,
+                                      scalar_dtype=scalar_dtype),
                          executor=executor, nonfinite=nonfinite)
 
 
@@ -315,6 +323,7 @@ class RAdam(Optimizer):
         eps_placement: str = "hat",
         rectify_threshold: float = 5.0,
         rectify_fallback: str = "momentum",
+        scalar_dtype: str = "float64",
         convention: str = "torch",
         executor: str = "fused",
         nonfinite: str = "raise",
@@ -323,7 +332,8 @@ class RAdam(Optimizer):
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize, eps_placement=eps_placement,
                                       rectify_threshold=rectify_threshold,
-                                      rectify_fallback=rectify_fallback),
+                                      rectify_fallback=rectify_fallback,
+                                      scalar_dtype=scalar_dtype),
                          executor=executor, nonfinite=nonfinite)
 
 

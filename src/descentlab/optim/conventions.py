@@ -44,6 +44,9 @@ SWITCHES: dict[str, str] = {
     "rectify_threshold": "RAdam rectifies when ρ_t exceeds it (torch 5, the paper 4)",
     "rectify_fallback": "RAdam below the threshold: a bias-corrected 'momentum' step, or "
                         "'none'",
+    "scalar_dtype": "the type the step's scalars (1 − βᵗ, NAdam's μ_t, RAdam's ρ_t) are "
+                    "computed in: 'float64', or the parameters' dtype ('param'), from β rounded "
+                    "to it; only float32 parameters see a difference",
 }
 
 
@@ -83,7 +86,9 @@ _KERAS_NAMES = {"lr": "learning_rate", "betas": "(beta_1, beta_2)", "eps": "epsi
 # (BaseOptimizer._apply_weight_decay: θ ← θ − θ·λ·lr, before the update).
 _KERAS_DECAY = {"weight_decay": 0.0, "decoupled_weight_decay": True}
 _OPTAX_LR = {"lr": REQUIRED}
-_ADAM_BETAS = {"betas": (0.9, 0.999)}
+# the Adam family in optax and Keras: their β, and 1 − βᵗ computed from β rounded to the
+# parameters' dtype, in that dtype
+_ADAM_FAMILY = {"betas": (0.9, 0.999), "scalar_dtype": "param"}
 
 PRESETS: dict[str, dict[str, Preset | None]] = {
     "SGD": {
@@ -135,7 +140,7 @@ PRESETS: dict[str, dict[str, Preset | None]] = {
     },
     "Adam": {
         "optax": Preset("optax", "optax.adam / optax.amsgrad", {
-            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            **_OPTAX_LR, **_ADAM_FAMILY, "eps": 1e-8, "eps_placement": "outside",
             "amsgrad_max_of": "v_hat", "weight_decay": 0.0, "decoupled_weight_decay": True,
         }, _OPTAX_NAMES, (
             "amsgrad=True is optax.amsgrad, weight decay is optax.adamw's",
@@ -143,44 +148,44 @@ PRESETS: dict[str, dict[str, Preset | None]] = {
             "has no descentlab equivalent",
         )),
         "keras": Preset("keras", "keras.optimizers.Adam", {
-            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "hat",
+            "lr": 1e-3, **_ADAM_FAMILY, "eps": 1e-7, "eps_placement": "hat",
             "amsgrad_max_of": "v", **_KERAS_DECAY,
         }, _KERAS_NAMES),
     },
     "AdamW": {
         "optax": Preset("optax", "optax.adamw", {
-            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            **_OPTAX_LR, **_ADAM_FAMILY, "eps": 1e-8, "eps_placement": "outside",
             "amsgrad_max_of": "v_hat", "weight_decay": 1e-4,
         }, _OPTAX_NAMES, ("adds λθ to the update before the lr scaling: the same as decaying θ "
                           "by lr·λ",)),
         "keras": Preset("keras", "keras.optimizers.AdamW", {
-            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "hat",
+            "lr": 1e-3, **_ADAM_FAMILY, "eps": 1e-7, "eps_placement": "hat",
             "amsgrad_max_of": "v", "weight_decay": 0.004,
         }, _KERAS_NAMES),
     },
     "Adamax": {
         "optax": Preset("optax", "optax.adamax", {
-            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "inside",
+            **_OPTAX_LR, **_ADAM_FAMILY, "eps": 1e-8, "eps_placement": "inside",
             "weight_decay": 0.0, "decoupled_weight_decay": False,
         }, _OPTAX_NAMES),
         "keras": Preset("keras", "keras.optimizers.Adamax", {
-            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "outside", **_KERAS_DECAY,
+            "lr": 1e-3, **_ADAM_FAMILY, "eps": 1e-7, "eps_placement": "outside", **_KERAS_DECAY,
         }, _KERAS_NAMES),
     },
     "NAdam": {
         "optax": Preset("optax", "optax.nadam / optax.nadamw", {
-            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            **_OPTAX_LR, **_ADAM_FAMILY, "eps": 1e-8, "eps_placement": "outside",
             "momentum_schedule": "constant", "weight_decay": 0.0,
             "decoupled_weight_decay": True,
         }, _OPTAX_NAMES, ("nadam is adam(nesterov=True); weight decay is nadamw's",)),
         "keras": Preset("keras", "keras.optimizers.Nadam", {
-            "lr": 1e-3, **_ADAM_BETAS, "eps": 1e-7, "eps_placement": "outside",
+            "lr": 1e-3, **_ADAM_FAMILY, "eps": 1e-7, "eps_placement": "outside",
             "momentum_schedule": "dozat", "momentum_decay": 1.0, **_KERAS_DECAY,
         }, _KERAS_NAMES, ("μ_t = β₁ (1 − ½ · 0.96^t): Dozat's schedule with ψ = 1",)),
     },
     "RAdam": {
         "optax": Preset("optax", "optax.radam", {
-            **_OPTAX_LR, **_ADAM_BETAS, "eps": 1e-8, "eps_placement": "outside",
+            **_OPTAX_LR, **_ADAM_FAMILY, "eps": 1e-8, "eps_placement": "outside",
             "rectify_threshold": 5.0, "rectify_fallback": "momentum", "weight_decay": 0.0,
             "decoupled_weight_decay": False,
         }, {**_OPTAX_NAMES, "rectify_threshold": "threshold"}, (
@@ -265,17 +270,20 @@ How close the presets come (tests/test_conventions.py, against trajectories that
 `tools/make_conventions.py` recorded from optax 0.2.8 on JAX 0.10.2 and Keras 3.15.1 on
 torch 2.13.0; 30 steps, gradients from 1e-6 to 10 in scale):
 
-- In float64, every case is within 1e-12 relative. Most are within 1e-15.
-- In float32, every case is within 1e-6, except Adam, AdamW, NAdam and RAdam. Those stay within
-  1.5 times the library's own distance between its float32 and float64 runs: up to 3e-6, and
-  7e-5 for optax's RAdam.
-  - The cause is in the libraries. optax and Keras compute the bias correction 1 − β₂ᵗ in
-    float32, from β₂ rounded to float32, but they take the moments' 1 − β₂ from the float64
-    value.
-  - For β₂ = 0.999 the two disagree by 1.3e-5 relative, and that moves every step.
-  - descentlab computes these scalars in float64, as torch does. Its float32 runs stay within
-    5e-7 of float64.
-  - No switch imitates that rounding.
+- In float64, every case is within 1e-12 relative; the largest error is 1.7e-15.
+- In float32, every case is within 1e-6; the largest error is 8.1e-7.
+  - For the Adam family this needs `scalar_dtype="param"`, which both presets set. optax and
+    Keras compute the bias corrections 1 − βᵗ (and RAdam's ρ_t) in float32, from β rounded
+    to float32 (0.99900001), while the moments take 1 − β from the float64 value. torch
+    computes these scalars in Python floats.
+  - With torch's float64 scalars, the same float32 runs of Adam, AdamW and NAdam (lr = 0.05)
+    miss the libraries by 1.6e-6 to 3.1e-6, and optax's RAdam by 4.2e-5: its ρ_t cancels
+    (1999 − 1998.x at t = 1), so one unit in the last place of β₂ᵗ moves it visibly.
+  - βᵗ is rounded once to float32, which is what XLA's pow and torch.pow return (checked bit
+    for bit for β = 0.9, 0.96, 0.99, 0.999 and t ≤ 300).
+  - optax is recorded under `jax.jit`, as it is used. Run eagerly, JAX raises a float to an
+    int32 power by repeated squaring in float32, so eager optax differs from jitted optax in
+    the last bit of βᵗ (its own RAdam by 2e-5).
 
 ## The switches
 

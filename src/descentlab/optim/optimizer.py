@@ -23,6 +23,7 @@ from .executors import make_executor
 from .executors.finite import nonfinite_positions
 from .executors.ndarray_fields import gradients_agree
 from .rules import Rule
+from .rules._base import scalar_type
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 NONFINITE = ("raise", "skip", "off")
@@ -213,12 +214,28 @@ class Optimizer:
     ) -> None:
         """Step the parameters of group ``number`` (positions from ``first``) that have a
         gradient: the ones whose scalar state agrees share one call to the executor."""
-        rule = self.rule
         members = (
             range(len(grads)) if all_present else [i for i, g in enumerate(grads) if g is not None]
         )
         if not members:
             return
+        if group.get("scalar_dtype") == "param":
+            # the step's scalars depend on the dtype: one batch per dtype
+            members = list(members)
+            kinds = {group["params"][i].dtype for i in members}
+            if len(kinds) > 1:
+                for kind in sorted(kinds, key=str):
+                    subset = [i for i in members if group["params"][i].dtype == kind]
+                    self._step_members(number, group, first, grads, subset, (number, kind.str))
+                return
+        self._step_members(number, group, first, grads, members, (number,))
+
+    def _step_members(self, number: int, group: dict[str, Any], first: int, grads: list,
+                      members: Sequence[int], key: tuple) -> None:
+        """Step the parameters of group ``number`` at positions ``members`` (all of one dtype
+        where the group computes its scalars in the parameters' dtype); ``key`` names this
+        batch for the executor's plans."""
+        rule = self.rule
         everyone = len(members) == len(grads)
         params = group["params"] if everyone else [group["params"][i] for i in members]
         grads = grads if everyone else [grads[i] for i in members]
@@ -226,34 +243,37 @@ class Optimizer:
             self.state.get(first + i) for i in members
         ]
         active = frozenset(rule.active_arrays(group))
+        scalar = scalar_type(group, params[0].dtype)
 
         columns = _uniform_columns(states, rule, active)
         if columns is not None:  # the usual case: one batch, no state to create
-            h = self._advance(group, states, states[0] if states[0] is not None else {})
-            self.executor.run(rule, h, (number, 0), params, grads, columns)
+            h = self._advance(group, states, states[0] if states[0] is not None else {}, scalar)
+            self.executor.run(rule, h, (*key, 0), params, grads, columns)
             return
 
         states = [s if s is not None else dict(rule.scalars) for s in states]
         for bucket, rows in enumerate(_agreeing(states, tuple(rule.scalars), active)):
             bucket_states = [states[r] for r in rows]
-            h = self._advance(group, bucket_states, bucket_states[0])
+            h = self._advance(group, bucket_states, bucket_states[0], scalar)
             for r, state in zip(rows, bucket_states, strict=True):
                 self._create_arrays(state, params[r], group)
             columns = [
                 [state[name] for state in bucket_states] if name in active else None
                 for name in rule.arrays
             ]
-            self.executor.run(rule, h, (number, bucket), [params[r] for r in rows],
+            self.executor.run(rule, h, (*key, bucket), [params[r] for r in rows],
                               [grads[r] for r in rows], columns)
             for r, state in zip(rows, bucket_states, strict=True):
                 if state:  # plain SGD keeps no state at all, as in torch
                     self.state[first + members[r]] = state
 
-    def _advance(self, group: Mapping[str, Any], states: list[dict], model: dict) -> Any:
+    def _advance(self, group: Mapping[str, Any], states: list[dict], model: dict,
+                 scalar: type) -> Any:
         """This step's coefficients for ``states``, which agree with ``model`` on everything
-        the rule's coefficients read; advances their scalar state (the step count)."""
+        the rule's coefficients read, computed in ``scalar``; advances their scalar state
+        (the step count)."""
         scratch = dict(model)
-        h = self.rule.coefficients(group, scratch)
+        h = self.rule.coefficients(group, scratch, scalar)
         for name in self.rule.scalars:
             # a loop in C: this runs for every parameter at every step
             deque(map(setitem, states, repeat(name), repeat(scratch[name])), maxlen=0)

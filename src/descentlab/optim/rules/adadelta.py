@@ -66,7 +66,7 @@ def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
     return p + h.neg_lr * delta, square_avg, acc_delta
 
 
-def _coefficients(group: Group, state: dict) -> AdadeltaCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> AdadeltaCoefficients:
     state["step"] += 1
     rho = float(group["rho"])
     l2, decay = weight_decay_terms(group)

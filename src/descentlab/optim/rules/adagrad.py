@@ -62,7 +62,7 @@ def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state ke
     return p + h.neg_clr * g / root(sum, h), sum
 
 
-def _coefficients(group: Group, state: dict) -> AdagradCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> AdagradCoefficients:
     state["step"] += 1
     clr = float(group["lr"]) / (1 + (state["step"] - 1) * float(group["lr_decay"]))
     l2, decay = weight_decay_terms(group)

@@ -7,8 +7,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ._base import (
+    SCALAR_DTYPES,
     Group,
     Rule,
+    bias_correction,
     check_betas,
     check_choice,
     check_eps,
@@ -65,6 +67,8 @@ def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
         eps_placement="hat":     θ ← θ − lr √(1 − β₂ᵗ) / (1 − β₁ᵗ) · m / (√v + ε)
         amsgrad_max_of="v_hat":  v_max ← max(v_max, v / (1 − β₂ᵗ)), used without further
                                  correction (not combinable with "hat")
+        scalar_dtype="param":    1 − β₁ᵗ and 1 − β₂ᵗ computed in the parameters' dtype from β
+                                 rounded to it (optax, Keras), not in float64 (torch)
 
     Defaults: lr = 1e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0 (AdamW: λ = 1e-2).
 
@@ -112,21 +116,22 @@ def adam_moments(p, g, exp_avg, exp_avg_sq, h):
     return p, g, exp_avg, exp_avg_sq
 
 
-def _coefficients(group: Group, state: dict) -> AdamCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> AdamCoefficients:
     state["step"] += 1
     step = state["step"]
     beta1, beta2 = (float(b) for b in group["betas"])
     l2, decay = weight_decay_terms(group)
     lr = float(group["lr"])
-    bias_correction2 = 1 - beta2**step
+    bias_correction1 = bias_correction(beta1, step, scalar)
+    bias_correction2 = bias_correction(beta2, step, scalar)
     placement = group["eps_placement"]
     of_v_hat = bool(group["amsgrad"]) and group["amsgrad_max_of"] == "v_hat"
     # the max of v̂ is already corrected: its root divides by nothing more
     terms = (root_terms(float(group["eps"]), placement) if of_v_hat else
              root_terms(float(group["eps"]), placement, bias_correction2, bias_correction2**0.5))
     return AdamCoefficients(
-        neg_step_size=(-(lr * bias_correction2**0.5 / (1 - beta1**step)) if placement == "hat"
-                       else -(lr / (1 - beta1**step))),
+        neg_step_size=(-(lr * bias_correction2**0.5 / bias_correction1) if placement == "hat"
+                       else -(lr / bias_correction1)),
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
@@ -146,6 +151,7 @@ def check_adam_like(group: Group, eps_placements: tuple[str, ...] = EPS_PLACEMEN
     check_betas(group)
     check_weight_decay(group)
     check_choice(group, "eps_placement", eps_placements)
+    check_choice(group, "scalar_dtype", SCALAR_DTYPES)
 
 
 def _check(group: Group) -> None:

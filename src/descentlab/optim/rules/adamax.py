@@ -6,7 +6,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._base import Group, Rule, elementwise, l2_gradient, lerp, weight_decay_terms
+from ._base import (
+    Group,
+    Rule,
+    bias_correction,
+    elementwise,
+    l2_gradient,
+    lerp,
+    weight_decay_terms,
+)
 from .adam import check_adam_like
 
 # ε inside the max, u ← max(β₂ u, |g| + ε) (torch, optax), or added after it (Keras)
@@ -37,6 +45,7 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
         θ ← θ − lr / (1 − β₁ᵗ) · m / u
 
     eps_placement="outside" (Keras): u ← max(β₂ u, |g|) and θ ← θ − lr / (1 − β₁ᵗ) · m / (u + ε).
+    scalar_dtype="param": 1 − β₁ᵗ computed in the parameters' dtype (optax, Keras).
 
     Defaults: lr = 2e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0.
 
@@ -59,12 +68,12 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
     return p + h.neg_clr * exp_avg / (exp_inf + h.eps_after_max), exp_avg, exp_inf
 
 
-def _coefficients(group: Group, state: dict) -> AdamaxCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> AdamaxCoefficients:
     state["step"] += 1
     beta1, beta2 = (float(b) for b in group["betas"])
     l2, decay = weight_decay_terms(group)
     return AdamaxCoefficients(
-        neg_clr=-(float(group["lr"]) / (1 - beta1 ** state["step"])),
+        neg_clr=-(float(group["lr"]) / bias_correction(beta1, state["step"], scalar)),
         one_minus_beta1=1 - beta1,
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,

@@ -52,7 +52,7 @@ def lion(p, g, exp_avg, h: LionCoefficients):
     return p, exp_avg
 
 
-def _coefficients(group: Group, state: dict) -> LionCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> LionCoefficients:
     state["step"] += 1
     lr = float(group["lr"])
     beta1, beta2 = (float(b) for b in group["betas"])

@@ -8,8 +8,10 @@ from ._base import (
     Group,
     Rule,
     at_least_zero,
+    bias_correction,
     check_choice,
     elementwise,
+    power,
     root,
     root_terms,
     weight_decay_terms,
@@ -51,7 +53,8 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
         θ ← θ − lr (1 − μ_t)/(1 − Π_t) · g/d − lr μ_{t+1}/(1 − Π_t μ_{t+1}) · m/d
 
     Switches: momentum_schedule="constant" sets μ_t = β₁ for every t (Π_t = β₁ᵗ);
-    eps_placement="inside" makes d = √(v / (1 − β₂ᵗ) + ε), "hat" d = (√v + ε)/√(1 − β₂ᵗ).
+    eps_placement="inside" makes d = √(v / (1 − β₂ᵗ) + ε), "hat" d = (√v + ε)/√(1 − β₂ᵗ);
+    scalar_dtype="param" computes μ_t, Π_t and 1 − β₂ᵗ in the parameters' dtype (Keras).
 
     Defaults: lr = 2e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0, ψ = 4e-3.
 
@@ -76,7 +79,14 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
     return p, exp_avg, exp_avg_sq
 
 
-def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
+def _dozat(beta1: float, exponent: float, scalar: type) -> float:
+    """μ = β₁ (1 − ½ · 0.96^exponent), computed in ``scalar`` (as Keras does in float32)."""
+    if scalar is float:
+        return beta1 * (1.0 - 0.5 * (0.96**exponent))
+    return float(scalar(beta1) * (1 - scalar(0.5) * scalar(power(0.96, exponent, scalar))))
+
+
+def _coefficients(group: Group, state: dict, scalar: type = float) -> NAdamCoefficients:
     state["step"] += 1
     step = state["step"]
     lr = float(group["lr"])
@@ -85,12 +95,13 @@ def _coefficients(group: Group, state: dict) -> NAdamCoefficients:
     if group["momentum_schedule"] == "constant":
         mu = mu_next = beta1
     else:
-        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
-        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
-    state["mu_product"] *= mu
+        mu = _dozat(beta1, step * momentum_decay, scalar)
+        mu_next = _dozat(beta1, (step + 1) * momentum_decay, scalar)
+    # in float32 the exact product of two float32 numbers rounded once: float32's own product
+    state["mu_product"] = float(scalar(state["mu_product"] * mu))
     mu_product = state["mu_product"]
     l2, decay = weight_decay_terms(group)
-    bias_correction2 = 1 - beta2**step
+    bias_correction2 = bias_correction(beta2, step, scalar)
     # "hat": d = √v + ε, so both coefficients carry the correction √(1 − β₂ᵗ)
     scale = bias_correction2**0.5 if group["eps_placement"] == "hat" else 1.0
     return NAdamCoefficients(

@@ -7,9 +7,11 @@ from typing import NamedTuple
 from ._base import (
     Group,
     Rule,
+    bias_correction,
     check_choice,
     check_finite,
     elementwise,
+    power,
     root,
     root_terms,
     weight_decay_terms,
@@ -56,7 +58,8 @@ def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
 
     Switches: rectify_threshold (5) replaces the 5 above; rectify_fallback="none" makes no
     step below it (the moments still move); eps_placement is "hat" here, torch's form above,
-    "outside" gives √(1 − β₂ᵗ)/(√v + ε) → 1/(√v̂ + ε) and "inside" 1/√(v̂ + ε).
+    "outside" gives √(1 − β₂ᵗ)/(√v + ε) → 1/(√v̂ + ε) and "inside" 1/√(v̂ + ε);
+    scalar_dtype="param" computes 1 − βᵗ, ρ_t and r_t in the parameters' dtype (optax).
 
     Defaults: lr = 1e-3, (β₁, β₂) = (0.9, 0.999), ε = 1e-8, λ = 0. With β₂ = 0.999 the
     rectified step starts at t = 6.
@@ -82,16 +85,19 @@ def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
     return p, exp_avg, exp_avg_sq
 
 
-def _coefficients(group: Group, state: dict) -> RAdamCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> RAdamCoefficients:
     state["step"] += 1
     step = state["step"]
     beta1, beta2 = (float(b) for b in group["betas"])
-    bias_correction2 = 1 - beta2**step
-    rho_inf = 2 / (1 - beta2) - 1
-    rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-    rectify = rho_t > float(group["rectify_threshold"])
+    bias_correction2 = bias_correction(beta2, step, scalar)
+    # In float32 (scalar_dtype="param") ρ_t cancels badly, 1999 − 1998.x at t = 1 for
+    # β₂ = 0.999; that is what optax computes, so ρ_t and r_t are computed in ``scalar``.
+    rho_inf = scalar(2 / (1 - beta2) - 1)
+    rho_t = rho_inf - 2 * step * scalar(power(beta2, step, scalar)) / scalar(bias_correction2)
+    rectify = bool(rho_t > float(group["rectify_threshold"]))
     rect = (
-        ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        float(((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+              ** 0.5)
         if rectify
         else 1.0
     )
@@ -104,7 +110,7 @@ def _coefficients(group: Group, state: dict) -> RAdamCoefficients:
         beta1_lerp=1 - (1 - beta1),
         beta2=beta2,
         one_minus_beta2=1 - beta2,
-        bias_correction1=1 - beta1**step,
+        bias_correction1=bias_correction(beta1, step, scalar),
         adaptive_numerator=bias_correction2**0.5 if group["eps_placement"] == "hat" else 1.0,
         rectify=rectify,
         rect=rect,

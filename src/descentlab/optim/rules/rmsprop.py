@@ -94,7 +94,7 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
     return p, square_avg, grad_avg, momentum_buffer
 
 
-def _coefficients(group: Group, state: dict) -> RMSpropCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> RMSpropCoefficients:
     state["step"] += 1
     alpha = float(group["alpha"])
     step_scale, grad_scale = lr_scales(group)

@@ -82,7 +82,7 @@ def sgd(p, g, momentum_buffer, h: SGDCoefficients):
     return p + h.step_scale * g, momentum_buffer
 
 
-def _coefficients(group: Group, state: dict) -> SGDCoefficients:
+def _coefficients(group: Group, state: dict, scalar: type = float) -> SGDCoefficients:
     step_scale, grad_scale = lr_scales(group)
     l2, decay = weight_decay_terms(group)
     return SGDCoefficients(
