@@ -123,11 +123,7 @@ class Optimizer:
         return full
 
     def _check_group(self, group: Mapping[str, Any]) -> None:
-        """Raise ValueError, naming the argument and its value, for a bad hyperparameter."""
-        self.rule.check(group)
-        for name in _flags(type(self)):
-            if name in group and not isinstance(group[name], (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {group[name]!r}")
+        check_hyperparameters(type(self), group)
 
     def _where(self, position: int) -> str:
         """How errors name the parameter at ``position`` (group order): by its name when the
@@ -437,6 +433,15 @@ def _as_groups(params: Iterable[Any]) -> list[Mapping[str, Any]]:
     if any(isinstance(item, Mapping) for item in items):
         raise TypeError("params mixes arrays and parameter-group dicts; use one or the other")
     return [{"params": items}]
+
+
+def check_hyperparameters(cls: type, group: Mapping[str, Any]) -> None:
+    """Raise ValueError, naming the argument and its value, for a bad hyperparameter of
+    ``cls`` (an optimizer class with a ``rule``) in ``group``."""
+    cls.rule.check(group)
+    for name in _flags(cls):
+        if name in group and not isinstance(group[name], (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {group[name]!r}")
 
 
 @functools.cache

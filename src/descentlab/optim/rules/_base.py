@@ -188,6 +188,18 @@ def bias_correction(beta: float, step: int, scalar: type) -> float:
     return float(scalar(1) - scalar(power(beta, step, scalar)))
 
 
+def multiply_state(state: dict, key: str, factor: float, scalar: type) -> None:
+    """``state[key] *= factor`` for a scalar kept across steps (NAdam's μ-product), computed in
+    ``scalar`` and rounded the way the optimizer stores it.
+
+    A face that keeps scalar state in lower precision gives its state mapping a ``rounding``
+    function (the torch face: torch.optim's float32 0-dim tensors, whose in-place multiply
+    rounds the factor to float32 first); a plain dict keeps Python floats.
+    """
+    rounding = getattr(state, "rounding", float)
+    state[key] = rounding(float(scalar(state[key] * rounding(factor))))
+
+
 def weight_decay_terms(group: Group) -> tuple[float, float]:
     """(coupled λ for :func:`l2_gradient`, decoupled factor ``1 − lr·λ``): one is neutral.
 

@@ -11,6 +11,7 @@ from ._base import (
     bias_correction,
     check_choice,
     elementwise,
+    multiply_state,
     power,
     root,
     root_terms,
@@ -97,8 +98,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> NAdamCoeff
     else:
         mu = _dozat(beta1, step * momentum_decay, scalar)
         mu_next = _dozat(beta1, (step + 1) * momentum_decay, scalar)
-    # in float32 the exact product of two float32 numbers rounded once: float32's own product
-    state["mu_product"] = float(scalar(state["mu_product"] * mu))
+    multiply_state(state, "mu_product", mu, scalar)
     mu_product = state["mu_product"]
     l2, decay = weight_decay_terms(group)
     bias_correction2 = bias_correction(beta2, step, scalar)

@@ -1,0 +1,320 @@
+"""descentlab's optimizers as torch.optim.Optimizer subclasses.
+
+Each class here takes the installed torch.optim class's constructor signature (the same
+positional order, names and defaults, read from torch itself), plus descentlab's switches and
+``convention=`` as keyword-only arguments. Its step runs the algorithm's one rule
+(``descentlab.optim.rules``): on CPU tensors the fused executor works on zero-copy NumPy views
+of the parameters, gradients and state; on other devices the same update function runs on the
+tensors with torch operations (``torch_math``).
+
+State is torch.optim's: ``self.state[p]`` holds tensors under torch's keys (``step`` as a
+0-dim tensor, ``exp_avg``, ``exp_avg_sq``, ...), so ``state_dict()`` and ``load_state_dict()``
+are torch.optim's own and checkpoints move between the two in both directions.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .. import optim as _optim
+from ..optim import conventions
+from ..optim.executors import make_executor
+from ..optim.optimizer import check_hyperparameters
+from ..optim.rules import Rule
+from ..optim.rules._base import scalar_type
+from .torch_math import step_tensors
+
+# torch.optim's implementation flags: which values mean something here
+_FLAG_DEFAULTS = {"foreach": None, "fused": None, "capturable": False, "differentiable": False}
+EXECUTORS = ("auto", "fused", "torch")
+_NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+
+
+def _scalar_dtype() -> torch.dtype:
+    """The dtype torch.optim keeps ``step`` and ``mu_product`` in (its ``_get_scalar_dtype``)."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+class _ScalarState(dict):
+    """A parameter's scalar state (step, mu_product) for a rule's ``coefficients``.
+
+    torch.optim keeps these in 0-dim tensors of ``_scalar_dtype()``, updates them in place
+    and reads them back: NAdam's μ-product is a float32 product (by default) before the step
+    uses it. ``rounding`` tells the rules so (``rules._base.multiply_state``).
+    """
+
+    def __init__(self, values: dict[str, Any], dtype: torch.dtype) -> None:
+        super().__init__(values)
+        self.rounding = (lambda x: float(np.float32(x))) if dtype == torch.float32 else float
+
+
+class TorchOptimizer(torch.optim.Optimizer):
+    """Base class: a descentlab rule driven through torch.optim's Optimizer.
+
+    Subclasses set ``numpy_class`` (the NumPy face's class of the same algorithm, which owns
+    the rule, the switches and the presets).
+
+    Args beyond torch.optim's:
+        executor: ``"auto"`` (the default: the fused NumPy executor on CPU tensors, torch
+            operations on other devices), ``"fused"`` (CPU only) or ``"torch"`` (torch
+            operations everywhere; slower on the CPU, the same numbers).
+    """
+
+    numpy_class: ClassVar[type]
+    rule: ClassVar[Rule]
+
+    def __init__(self, params: Any, defaults: dict[str, Any], executor: str = "auto") -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(f"Invalid executor value: {executor!r} (executor must be one of "
+                             f"{', '.join(map(repr, EXECUTORS))})")
+        self.executor = executor
+        self._fused = make_executor("fused")
+        super().__init__(params, defaults)
+        if self.rule.eager:  # torch's Adagrad creates its state with the optimizer
+            for group in self.param_groups:
+                for p in group["params"]:
+                    self._create_state(self.state[p], p, group)
+
+    # -- construction ------------------------------------------------------------------------
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch.optim's, plus descentlab's checks of the hyperparameters and parameters."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            self._check_group(group)
+            for index, p in enumerate(group["params"]):
+                _check_parameter(p, f"parameter {index} of group {len(self.param_groups) - 1}")
+        except (TypeError, ValueError):
+            self.param_groups.pop()
+            raise
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        check_hyperparameters(self.numpy_class, group)
+        for flag, default in _FLAG_DEFAULTS.items():
+            value = group.get(flag, default)
+            if flag in ("capturable", "differentiable") and value:
+                raise ValueError(f"{flag}=True is not supported by descentlab.torch."
+                                 f"{type(self).__name__}: " + _REFUSED[flag])
+            if flag in ("foreach", "fused") and value not in (None, True, False):
+                raise ValueError(f"{flag} must be None, True or False, got {value!r}")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a torch.optim checkpoint has no descentlab switches: keep this optimizer's own
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for name, value in self.defaults.items():
+                group.setdefault(name, value)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch.optim's; hyperparameters are checked, and nothing changes if they are bad."""
+        for group in state_dict["param_groups"]:
+            self._check_group({**self.defaults, **group})
+        super().load_state_dict(state_dict)
+
+    # -- stepping ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One step for every parameter that has a gradient (``p.grad`` not None).
+
+        Args:
+            closure: re-evaluates the model and returns the loss (as in torch.optim).
+
+        Everything is checked before anything changes.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for number, group in enumerate(self.param_groups):
+            self._check_group(group)
+            members = [p for p in group["params"] if p.grad is not None]
+            for p in members:
+                _check_gradient(p, self._where(number, group, p))
+            work.append((group, members))
+        for group, members in work:
+            if members:
+                self._step_group(group, members)
+        return loss
+
+    def _where(self, number: int, group: dict[str, Any], p: torch.Tensor) -> str:
+        index = next(i for i, q in enumerate(group["params"]) if q is p)
+        names = group.get("param_names")
+        return (f"parameter {names[index]!r}" if names
+                else f"parameter {index} of group {number}")
+
+    def _step_group(self, group: dict[str, Any], members: list[torch.Tensor]) -> None:
+        """Step ``members``: the ones whose scalar state, state arrays, device and dtype agree
+        share one call (the usual case: all of them)."""
+        rule = self.rule
+        active = tuple(rule.active_arrays(group))
+        if not rule.scalars and not active:  # plain SGD: torch keeps no state at all
+            self._run(rule, rule.coefficients(group, {}, float), members, active)
+            return
+        batches: dict[tuple, list[torch.Tensor]] = {}
+        for p in members:
+            state = self.state[p]
+            scalars = tuple(_as_number(state[k]) if k in state else v
+                            for k, v in rule.scalars.items())
+            # the dtype the scalar state is kept in (a checkpoint may bring another)
+            kept = next((state[k].dtype for k in rule.scalars if k in state), _scalar_dtype())
+            present = tuple(name in state for name in active)
+            batches.setdefault((p.device, p.dtype, kept, scalars, present), []).append(p)
+        for (_, dtype, kept, scalars, present), params in batches.items():
+            model = _ScalarState(dict(zip(rule.scalars, scalars, strict=True)), kept)
+            model.update({name: True for name, here in zip(active, present, strict=True)
+                          if here})
+            h = rule.coefficients(group, model, scalar_type(group, _NUMPY_DTYPES[dtype]))
+            for p in params:
+                state = self.state[p]
+                self._create_state(state, p, group)
+                for name in rule.scalars:
+                    state[name].fill_(model[name])
+            self._run(rule, h, params, active)
+
+    def _create_state(self, state: dict[str, Any], p: torch.Tensor,
+                      group: dict[str, Any]) -> None:
+        """torch.optim's state for ``p``, where it is missing: 0-dim scalar tensors and
+        arrays shaped like ``p`` (zeros, or the rule's fill value)."""
+        for name, start in self.rule.scalars.items():
+            if name not in state:
+                state[name] = torch.tensor(float(start), dtype=_scalar_dtype())
+        fill = self.rule.fill(group) if self.rule.fill is not None else {}
+        for name in self.rule.active_arrays(group):
+            if name not in state:
+                state[name] = torch.full_like(p, fill.get(name, 0.0),
+                                              memory_format=torch.preserve_format)
+
+    def _run(self, rule: Rule, h: Any, params: list[torch.Tensor],
+             active: tuple[str, ...]) -> None:
+        """One step of ``params`` (all on one device) with the coefficients ``h``."""
+        device = params[0].device
+        on_cpu = device.type == "cpu"
+        if self.executor == "fused" and not on_cpu:
+            raise ValueError(f"executor='fused' runs on CPU tensors only; these parameters are "
+                             f"on {device} (use executor='auto')")
+        if on_cpu and self.executor != "torch":
+            columns = [[self.state[p][name].detach().numpy() for p in params]
+                       if name in active else None for name in rule.arrays]
+            views = [p.detach().numpy() for p in params]
+            grads = [p.grad.detach().numpy() for p in params]
+            self._fused.run(rule, h, id(self), views, grads, columns)
+            return
+        for p in params:
+            state = self.state[p] if active else {}
+            step_tensors(rule, h, p.detach(), p.grad.detach(),
+                         [state[name] if name in active else None for name in rule.arrays])
+
+
+_REFUSED = {
+    "capturable": "it exists for CUDA graph capture, which these optimizers do not support",
+    "differentiable": "these optimizers do not record the update in autograd",
+}
+
+
+def _as_number(value: Any) -> Any:
+    return value.item() if isinstance(value, torch.Tensor) else value
+
+
+def _check_parameter(p: Any, where: str) -> None:
+    if not isinstance(p, torch.Tensor):
+        raise TypeError(f"{where} is a {type(p).__name__}, not a torch.Tensor")
+    if p.dtype not in _NUMPY_DTYPES:
+        raise TypeError(f"{where} has dtype {p.dtype}; descentlab.torch supports torch.float32 "
+                        "and torch.float64")
+    if p.is_sparse:
+        raise TypeError(f"{where} is sparse; descentlab.torch supports dense tensors only")
+
+
+def _check_gradient(p: torch.Tensor, where: str) -> None:
+    g = p.grad
+    if g.is_sparse:
+        raise RuntimeError(f"{where} has a sparse gradient; descentlab.torch supports dense "
+                           "gradients only (as torch.optim's Adam does)")
+    if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+        raise ValueError(f"{where}: its gradient has shape {tuple(g.shape)}, dtype {g.dtype} "
+                         f"on {g.device}; the parameter has {tuple(p.shape)}, {p.dtype} on "
+                         f"{p.device}")
+    if p.dtype not in _NUMPY_DTYPES:
+        raise TypeError(f"{where} has dtype {p.dtype}; descentlab.torch supports torch.float32 "
+                        "and torch.float64")
+
+
+# -- the classes -----------------------------------------------------------------------------
+
+_IMPLEMENTATION = ("executor", "nonfinite")
+
+
+def _face(name: str) -> type[TorchOptimizer]:
+    """The torch face of descentlab.optim's class ``name``.
+
+    Its signature is torch.optim's (for Lion, which torch lacks, the NumPy class's), followed
+    by the NumPy class's switches and ``convention`` as keyword-only arguments, and
+    ``executor``.
+    """
+    numpy_class = _optim.OPTIMIZERS[name]
+    torch_class = getattr(torch.optim, name, None)
+    ours = inspect.signature(numpy_class).parameters
+    if torch_class is not None:
+        theirs = dict(inspect.signature(torch_class).parameters)
+    else:
+        theirs = {k: v for k, v in ours.items() if k not in (*_IMPLEMENTATION, "convention")}
+    extra = [v.replace(kind=inspect.Parameter.KEYWORD_ONLY) for k, v in ours.items()
+             if k not in theirs and k not in _IMPLEMENTATION]
+    parameters = [*theirs.values(), *extra,
+                  inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default="auto",
+                                    annotation=str)]
+    signature = inspect.Signature(parameters)
+    hyperparameters = [k for k in ours if k not in ("params", "convention", *_IMPLEMENTATION)]
+    flags = [k for k in theirs if k in _FLAG_DEFAULTS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(*args, **kwargs)
+        given = dict(bound.arguments)
+        bound.arguments.update(conventions.apply(name, given.get("convention", "torch"), given))
+        bound.apply_defaults()
+        values = bound.arguments
+        defaults = {k: values[k] for k in hyperparameters}
+        defaults.update({k: values[k] for k in flags})
+        if name == "AdamW":  # torch's AdamW is Adam with the decay always decoupled
+            defaults["decoupled_weight_decay"] = True
+        TorchOptimizer.__init__(self, values["params"], defaults, executor=values["executor"])
+
+    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                    *parameters])
+    doc = (f"{name}: torch.optim.{name}'s signature and defaults, descentlab's implementation."
+           if torch_class is not None else
+           f"{name}: not in torch.optim; descentlab.optim.{name}'s signature and defaults.")
+    cls = type(name, (TorchOptimizer,), {
+        "__init__": __init__,
+        "__signature__": signature,
+        "__doc__": f"{doc}\n\n{inspect.cleandoc(numpy_class.__doc__ or '')}",
+        "__module__": __name__,
+        "numpy_class": numpy_class,
+        "rule": numpy_class.rule,
+    })
+    return cls
+
+
+NAMES = ("SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+         "Lion")
+OPTIMIZERS: dict[str, type[TorchOptimizer]] = {name: _face(name) for name in NAMES}
+
+SGD = OPTIMIZERS["SGD"]
+Adagrad = OPTIMIZERS["Adagrad"]
+RMSprop = OPTIMIZERS["RMSprop"]
+Adadelta = OPTIMIZERS["Adadelta"]
+Adam = OPTIMIZERS["Adam"]
+AdamW = OPTIMIZERS["AdamW"]
+Adamax = OPTIMIZERS["Adamax"]
+NAdam = OPTIMIZERS["NAdam"]
+RAdam = OPTIMIZERS["RAdam"]
+Lion = OPTIMIZERS["Lion"]

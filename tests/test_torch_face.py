@@ -1,0 +1,417 @@
+"""descentlab.torch against torch.optim: trajectories on real models, state dicts, signatures.
+
+The reference is torch.optim itself, run side by side on an identical copy of the model: an
+MLP and a small CNN, 50 steps of a real loss (the gradients depend on the parameters), with
+two parameter groups, a frozen layer, a parameter that never gets a gradient and an lr
+schedule.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import numpy as np
+import pytest
+from conftest import require_torch
+
+torch = require_torch()
+import descentlab.optim as npoptim  # noqa: E402
+import descentlab.torch as dt  # noqa: E402
+
+STEPS = 50
+FLOAT64_TOLERANCE = 1e-12
+FLOAT32_TOLERANCE = 1e-6
+
+# (algorithm, kwargs): every torch.optim option the rules implement, each in some row
+CONFIGS = [
+    ("SGD", {"lr": 0.05}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "maximize": False}),
+    ("Adagrad", {"lr": 0.05, "lr_decay": 0.01, "initial_accumulator_value": 0.1,
+                 "weight_decay": 0.01}),
+    ("RMSprop", {"lr": 1e-3}),
+    ("RMSprop", {"lr": 1e-3, "momentum": 0.9, "centered": True, "weight_decay": 0.01}),
+    ("Adadelta", {"lr": 1.0, "weight_decay": 0.01}),
+    ("Adam", {"lr": 1e-2}),
+    ("Adam", {"lr": 1e-2, "amsgrad": True, "weight_decay": 0.01}),
+    ("Adam", {"lr": 1e-2, "decoupled_weight_decay": True, "weight_decay": 0.1}),
+    ("AdamW", {"lr": 1e-2}),
+    ("Adamax", {"lr": 1e-2, "weight_decay": 0.01}),
+    ("NAdam", {"lr": 1e-2}),
+    ("NAdam", {"lr": 1e-2, "weight_decay": 0.01, "decoupled_weight_decay": True}),
+    ("RAdam", {"lr": 1e-2}),
+    ("RAdam", {"lr": 1e-2, "weight_decay": 0.01, "decoupled_weight_decay": True}),
+]
+config_ids = [f"{name}-{i}" for i, (name, _) in enumerate(CONFIGS)]
+
+
+class MLP(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = torch.nn.Linear(64, 32)
+        self.second = torch.nn.Linear(32, 16)
+        self.frozen = torch.nn.Linear(16, 16)
+        self.last = torch.nn.Linear(16, 10)
+        self.unused = torch.nn.Parameter(torch.ones(3))  # never in the loss: grad stays None
+        self.frozen.requires_grad_(False)
+
+    def forward(self, x):
+        x = torch.tanh(self.first(x))
+        x = torch.tanh(self.second(x))
+        return self.last(torch.tanh(self.frozen(x)))
+
+
+class CNN(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(4, 8, 3, padding=1)
+        self.head = torch.nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x.view(-1, 1, 8, 8)))
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.head(x.flatten(1))
+
+
+def groups(model, kwargs):
+    """Two groups: the first layer at half the learning rate, then everything else."""
+    params = list(model.named_parameters())
+    first = [p for n, p in params if n.startswith(("first", "conv1"))]
+    rest = [p for n, p in params if not n.startswith(("first", "conv1"))]
+    return [{"params": first, "lr": kwargs["lr"] * 0.5}, {"params": rest}]
+
+
+def train(model, optimizer, dtype, steps=STEPS, seed=0):
+    """Parameters after every step, with a StepLR schedule (halving every 20 steps)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 64, generator=gen, dtype=dtype)
+    y = torch.randint(0, 10, (64,), generator=gen)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20, gamma=0.5)
+    trail = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        schedule.step()
+        trail.append([p.detach().clone() for p in model.parameters()])
+    return trail
+
+
+def relative_error(ours, theirs) -> float:
+    worst = 0.0
+    for step_ours, step_theirs in zip(ours, theirs, strict=True):
+        for a, b in zip(step_ours, step_theirs, strict=True):
+            scale = b.abs().max().item() or 1.0
+            worst = max(worst, (a - b).abs().max().item() / scale)
+    return worst
+
+
+def side_by_side(model_class, name, kwargs, dtype, **ours):
+    torch.manual_seed(0)
+    reference = model_class().to(dtype)
+    mine = copy.deepcopy(reference)
+    theirs = getattr(torch.optim, name)(groups(reference, kwargs), **kwargs)
+    optimizer = dt.OPTIMIZERS[name](groups(mine, kwargs), **kwargs, **ours)
+    return train(mine, optimizer, dtype), train(reference, theirs, dtype), mine
+
+
+@pytest.mark.parametrize("model_class", [MLP, CNN], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=config_ids)
+def test_float64_trajectory_equals_torch_optim(model_class, name, kwargs):
+    ours, theirs, model = side_by_side(model_class, name, kwargs, torch.float64)
+    err = relative_error(ours, theirs)
+    assert err <= FLOAT64_TOLERANCE, f"{name} {kwargs}: {err:.3g}"
+    if model_class is MLP:  # the frozen layer and the unused parameter never moved
+        assert torch.equal(model.unused, torch.ones(3, dtype=torch.float64))
+        frozen = [n for n, _ in model.named_parameters()].index("frozen.weight")
+        assert torch.equal(ours[-1][frozen], ours[0][frozen])
+
+
+# Known misses of the float32 target, with what was measured (ours against torch.optim's
+# single-tensor path; in brackets torch's own foreach path against its single-tensor path).
+# Each step differs from torch's in the last bit where torch's CPU kernels fuse a multiply
+# and an add (FMA) and descentlab's do not; on a real model the loop feeds that back and it
+# grows. Strict: a case that starts passing fails here, so this list cannot go stale.
+FLOAT32_MISSES = {
+    "SGD-1-cnn": "1.6e-6 [0]",
+    "RMSprop-4-cnn": "1.1e-6 [0]",
+    "RMSprop-5-mlp": "5.1e-6 [0]",
+    "RMSprop-5-cnn": "9.6e-4 [0] (centered: v − ḡ² cancels)",
+    "Adadelta-6-cnn": "2.0e-6 [0]",
+    "Adam-8-cnn": "3.7e-3 [0]",
+    "NAdam-12-mlp": "1.25e-6 [torch's own: 1.1e-6]",
+    "NAdam-12-cnn": "7.7e-6 [torch's own: 4.9e-6]",
+    "NAdam-13-cnn": "9.1e-4 [torch's own: 2.6e-4]",
+}
+
+
+def _float32_cases():
+    for model_class, model_id in ((MLP, "mlp"), (CNN, "cnn")):
+        for (name, kwargs), config_id in zip(CONFIGS, config_ids, strict=True):
+            case_id = f"{config_id}-{model_id}"
+            marks = ([pytest.mark.xfail(strict=True, reason=f"measured {FLOAT32_MISSES[case_id]}")]
+                     if case_id in FLOAT32_MISSES else [])
+            yield pytest.param(model_class, name, kwargs, id=case_id, marks=marks)
+
+
+@pytest.mark.parametrize("model_class, name, kwargs", _float32_cases())
+def test_float32_trajectory_equals_torch_optim(model_class, name, kwargs):
+    ours, theirs, _ = side_by_side(model_class, name, kwargs, torch.float32)
+    err = relative_error(ours, theirs)
+    assert err <= FLOAT32_TOLERANCE, f"{name} {kwargs}: {err:.3g}"
+
+
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=config_ids)
+def test_float32_single_step_is_within_rounding_of_torch_optim(name, kwargs):
+    """From the same parameters, state and gradients, one float32 step lands within a few
+    units in the last place of torch's (the trajectories above diverge only by feedback)."""
+    torch.manual_seed(0)
+    reference = MLP()
+    mine = copy.deepcopy(reference)
+    theirs = getattr(torch.optim, name)(reference.parameters(), **kwargs)
+    optimizer = dt.OPTIMIZERS[name](mine.parameters(), **kwargs)
+    train(reference, theirs, torch.float32, steps=5)
+    for a, b in zip(mine.parameters(), reference.parameters(), strict=True):
+        a.data.copy_(b.data)
+        if b.grad is not None:
+            a.grad = b.grad.clone()
+    optimizer.load_state_dict(copy.deepcopy(theirs.state_dict()))
+    theirs.step()
+    optimizer.step()
+    for a, b in zip(mine.parameters(), reference.parameters(), strict=True):
+        ulp = torch.finfo(torch.float32).eps * b.abs().max().item()
+        assert (a - b).abs().max().item() <= 4 * ulp, name
+
+
+@pytest.mark.parametrize("name, kwargs", CONFIGS[::3], ids=config_ids[::3])
+def test_torch_operations_executor_equals_torch_optim(name, kwargs):
+    """The path non-CPU devices take (the rule on tensors with torch operations), on CPU."""
+    ours, theirs, _ = side_by_side(MLP, name, kwargs, torch.float64, executor="torch")
+    err = relative_error(ours, theirs)
+    assert err <= FLOAT64_TOLERANCE, f"{name} {kwargs}: {err:.3g}"
+
+
+def test_frozen_and_unused_parameters_get_no_state():
+    torch.manual_seed(0)
+    model = MLP()
+    optimizer = dt.Adam(model.parameters(), lr=1e-3)
+    train(model, optimizer, torch.float32, steps=2)
+    assert model.unused not in optimizer.state
+    assert model.frozen.weight not in optimizer.state
+    assert set(optimizer.state[model.first.weight]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+# -- state dicts -----------------------------------------------------------------------------
+
+
+def _state_keys(optimizer):
+    return {key for state in optimizer.state_dict()["state"].values() for key in state}
+
+
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=config_ids)
+def test_state_holds_torch_optims_keys_and_types(name, kwargs):
+    torch.manual_seed(0)
+    reference = MLP()
+    mine = copy.deepcopy(reference)
+    theirs = getattr(torch.optim, name)(reference.parameters(), **kwargs)
+    optimizer = dt.OPTIMIZERS[name](mine.parameters(), **kwargs)
+    train(reference, theirs, torch.float32, steps=3)
+    train(mine, optimizer, torch.float32, steps=3)
+    assert _state_keys(optimizer) == _state_keys(theirs)
+    for ours, reference_state in zip(optimizer.state_dict()["state"].values(),
+                                     theirs.state_dict()["state"].values(), strict=True):
+        for key, value in reference_state.items():
+            assert type(ours[key]) is type(value), key
+            if isinstance(value, torch.Tensor):
+                assert ours[key].dtype == value.dtype and ours[key].shape == value.shape, key
+
+
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=config_ids)
+def test_a_torch_checkpoint_goes_through_descentlab_and_back_bit_identically(name, kwargs):
+    """torch.optim → descentlab.torch → torch.optim: the state survives to the bit, so torch
+    continues exactly as it does from its own checkpoint; and descentlab continues from
+    torch's state as torch does (float64).
+
+    (torch's own checkpoints are not always bit-neutral: loading casts NAdam's float32
+    μ-product to a float64 parameter's dtype. So the reference is torch resumed from the
+    same checkpoint, not torch never interrupted.)"""
+    torch.manual_seed(0)
+    model = MLP().double()
+    theirs = getattr(torch.optim, name)(model.parameters(), **kwargs)
+    train(model, theirs, torch.float64, steps=10)
+    checkpoint = copy.deepcopy(theirs.state_dict())
+    at_checkpoint = copy.deepcopy(model)
+
+    direct_model = copy.deepcopy(at_checkpoint)
+    direct = getattr(torch.optim, name)(direct_model.parameters(), **kwargs)
+    direct.load_state_dict(copy.deepcopy(checkpoint))
+    torch_resumed = train(direct_model, direct, torch.float64, steps=10, seed=1)
+
+    mine_model = copy.deepcopy(at_checkpoint)
+    mine = dt.OPTIMIZERS[name](mine_model.parameters(), **kwargs)
+    # load_state_dict keeps the tensors it is given: copies keep the three runs apart
+    mine.load_state_dict(copy.deepcopy(checkpoint))
+    back_model = copy.deepcopy(at_checkpoint)
+    back = getattr(torch.optim, name)(back_model.parameters(), **kwargs)
+    back.load_state_dict(copy.deepcopy(mine.state_dict()))
+    resumed = train(back_model, back, torch.float64, steps=10, seed=1)
+    for a, b in zip(resumed[-1], torch_resumed[-1], strict=True):
+        assert torch.equal(a, b)
+
+    continued = train(mine_model, mine, torch.float64, steps=10, seed=1)
+    assert relative_error(continued, torch_resumed) <= FLOAT64_TOLERANCE
+
+
+@pytest.mark.parametrize("name, kwargs", CONFIGS[::2], ids=config_ids[::2])
+def test_descentlab_resumes_its_own_checkpoint_bit_identically(name, kwargs):
+    torch.manual_seed(0)
+    model = MLP()
+    optimizer = dt.OPTIMIZERS[name](model.parameters(), **kwargs)
+    train(model, optimizer, torch.float32, steps=5)
+    checkpoint, saved = copy.deepcopy(optimizer.state_dict()), copy.deepcopy(model)
+    uninterrupted = train(model, optimizer, torch.float32, steps=5, seed=1)
+    fresh = dt.OPTIMIZERS[name](saved.parameters(), **kwargs)
+    fresh.load_state_dict(checkpoint)
+    resumed = train(saved, fresh, torch.float32, steps=5, seed=1)
+    for a, b in zip(resumed[-1], uninterrupted[-1], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_switches_survive_a_torch_checkpoint():
+    """A torch.optim state dict has no switches: the optimizer keeps its own."""
+    torch.manual_seed(0)
+    model = MLP()
+    theirs = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train(model, theirs, torch.float32, steps=2)
+    mine = dt.Adam(model.parameters(), lr=1e-3, convention="keras")
+    mine.load_state_dict(theirs.state_dict())
+    group = mine.param_groups[0]
+    assert group["eps_placement"] == "hat" and group["scalar_dtype"] == "param"
+    train(model, mine, torch.float32, steps=2)
+
+
+# -- one definition of the math --------------------------------------------------------------
+
+
+@pytest.fixture
+def float64_default():
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+# every (algorithm, convention) that exists: Keras has no RAdam
+FACES = [(name, convention) for name in dt.NAMES for convention in ("torch", "optax", "keras")
+         if convention == "torch" or npoptim.conventions.PRESETS[name][convention] is not None]
+
+
+@pytest.mark.parametrize("name, convention", FACES)
+def test_the_torch_face_computes_what_the_numpy_face_computes(name, convention,
+                                                             float64_default):
+    """Same rule, same kernels: bit for bit, under every convention (and for Lion, which
+    torch.optim does not have). torch keeps NAdam's μ-product in the default dtype, so that
+    is float64 here, as the NumPy face keeps it."""
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal(7)]
+    grads = [[rng.standard_normal(a.shape).astype(a.dtype) for a in arrays] for _ in range(20)]
+    numpy_params = [a.copy() for a in arrays]
+    tensors = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in arrays]
+    kwargs = {"lr": 0.01, "convention": convention}
+    numpy_face = npoptim.OPTIMIZERS[name](numpy_params, **kwargs)
+    torch_face = dt.OPTIMIZERS[name](tensors, **kwargs)
+    for row in grads:
+        numpy_face.step(row)
+        for t, g in zip(tensors, row, strict=True):
+            t.grad = torch.from_numpy(g.copy())
+        torch_face.step()
+    for a, t in zip(numpy_params, tensors, strict=True):
+        np.testing.assert_array_equal(a, t.detach().numpy())
+
+
+# -- signatures, flags and errors ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in dt.NAMES if n != "Lion"])
+def test_signature_is_torch_optims_then_descentlab_keywords(name):
+    theirs = list(inspect.signature(getattr(torch.optim, name)).parameters.values())
+    ours = list(inspect.signature(dt.OPTIMIZERS[name]).parameters.values())
+    assert ours[:len(theirs)] == theirs
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in ours[len(theirs):])
+    assert isinstance(dt.OPTIMIZERS[name]([torch.zeros(2, requires_grad=True)]),
+                      torch.optim.Optimizer)
+
+
+def test_positional_arguments_follow_torch():
+    p = torch.zeros(2, requires_grad=True)
+    group = dt.RMSprop([p], 0.1, 0.9, 1e-6, 0.0, 0.5, True).param_groups[0]
+    assert (group["lr"], group["alpha"], group["eps"], group["momentum"], group["centered"]) == \
+        (0.1, 0.9, 1e-6, 0.5, True)
+
+
+@pytest.mark.parametrize("flag", ["capturable", "differentiable"])
+def test_flags_that_cannot_be_honoured_are_refused(flag):
+    with pytest.raises(ValueError, match=f"{flag}=True is not supported"):
+        dt.Adam([torch.zeros(2, requires_grad=True)], **{flag: True})
+
+
+@pytest.mark.parametrize("flags", [{"foreach": True}, {"foreach": False}, {"fused": True},
+                                   {"fused": False}])
+def test_implementation_choices_are_accepted(flags):
+    p = torch.ones(3, requires_grad=True)
+    optimizer = dt.Adam([p], lr=0.1, **flags)
+    p.grad = torch.ones(3)
+    optimizer.step()
+    assert optimizer.param_groups[0][next(iter(flags))] == next(iter(flags.values()))
+    assert torch.all(p < 1)
+
+
+def test_bad_hyperparameters_use_torchs_words():
+    with pytest.raises(ValueError, match="Invalid learning rate: -1"):
+        dt.Adam([torch.zeros(2, requires_grad=True)], lr=-1)
+    with pytest.raises(ValueError, match="Invalid executor value"):
+        dt.Adam([torch.zeros(2, requires_grad=True)], executor="gpu")
+
+
+def test_unsupported_dtype_is_refused():
+    with pytest.raises(TypeError, match="torch.float16"):
+        dt.SGD([torch.zeros(2, dtype=torch.float16, requires_grad=True)])
+
+
+def test_a_bad_gradient_changes_nothing():
+    good = torch.ones(3, requires_grad=True)
+    bad = torch.ones(2, 2, requires_grad=True)
+    optimizer = dt.Adam([good, bad], lr=0.1)
+    good.grad = torch.ones(3)
+    bad.grad = torch.ones(2, 2).to_sparse()
+    with pytest.raises(RuntimeError, match="parameter 1 of group 0 has a sparse gradient"):
+        optimizer.step()
+    assert torch.equal(good, torch.ones(3)) and not optimizer.state
+
+
+def test_a_bad_hyperparameter_set_between_steps_changes_nothing():
+    p = torch.ones(3, requires_grad=True)
+    optimizer = dt.Adam([p], lr=0.1)
+    p.grad = torch.ones(3)
+    optimizer.step()
+    before = p.detach().clone()
+    optimizer.param_groups[0]["betas"] = (0.9, 1.5)
+    with pytest.raises(ValueError, match="Invalid beta parameter at index 1"):
+        optimizer.step()
+    assert torch.equal(p, before) and optimizer.state[p]["step"].item() == 1
+
+
+def test_closure_is_evaluated_with_gradients():
+    p = torch.tensor([2.0], requires_grad=True)
+    optimizer = dt.SGD([p], lr=0.1)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (p**2).sum()
+        loss.backward()
+        return loss
+
+    assert optimizer.step(closure).item() == 4.0
+    assert torch.allclose(p, torch.tensor([1.6]))
