@@ -415,3 +415,18 @@ def test_closure_is_evaluated_with_gradients():
 
     assert optimizer.step(closure).item() == 4.0
     assert torch.allclose(p, torch.tensor([1.6]))
+
+
+def test_readme_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    example = next(b for b in blocks if "descentlab.torch" in b)
+    model = torch.nn.Linear(3, 2)
+    namespace = {"model": model}
+    exec(example, namespace)
+    model(torch.ones(1, 3)).sum().backward()
+    namespace["optimizer"].step()
+    assert namespace["optimizer"].param_groups[0]["eps_placement"] == "inside"
