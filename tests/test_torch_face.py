@@ -439,3 +439,17 @@ def test_readme_example_runs():
     model(torch.ones(1, 3)).sum().backward()
     namespace["optimizer"].step()
     assert namespace["optimizer"].param_groups[0]["eps_placement"] == "inside"
+
+
+def test_a_parameter_whose_memory_is_replaced_is_stepped_where_it_now_lives():
+    """The step keeps NumPy views of the tensors between steps; ``p.data = ...`` moves the
+    parameter to new memory, and the next step must write there."""
+    ours, theirs = torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(4))
+    mine, reference = dt.Adam([ours], lr=0.1), torch.optim.Adam([theirs], lr=0.1)
+    for step in range(3):
+        if step == 1:
+            ours.data, theirs.data = torch.full((4,), 2.0), torch.full((4,), 2.0)
+        for p, optimizer in ((ours, mine), (theirs, reference)):
+            p.grad = torch.arange(4.0)
+            optimizer.step()
+    assert torch.equal(ours, theirs)

@@ -74,6 +74,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                              f"{', '.join(map(repr, EXECUTORS))})")
         self.executor = executor
         self._fused = make_executor("fused")
+        self._views: dict[int, tuple[torch.Tensor, int, np.ndarray]] = {}
         super().__init__(params, defaults)
         if self.rule.eager:  # torch's Adagrad creates its state with the optimizer
             for group in self.param_groups:
@@ -116,6 +117,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         for group in state_dict["param_groups"]:
             self._check_group({**self.defaults, **group})
         super().load_state_dict(state_dict)
+        self._views.clear()  # the state tensors are new
 
     # -- stepping ----------------------------------------------------------------------------
 
@@ -135,28 +137,25 @@ class TorchOptimizer(torch.optim.Optimizer):
         work = []
         for number, group in enumerate(self.param_groups):
             self._check_group(group)
-            members = [p for p in group["params"] if p.grad is not None]
-            for p in members:
-                _check_gradient(p, self._where(number, group, p))
-            work.append((group, members))
-        for group, members in work:
+            members = []
+            for index, p in enumerate(group["params"]):
+                if p.grad is not None:
+                    _check_gradient(p, group, number, index)
+                    members.append(p)
+            work.append((number, group, members))
+        for number, group, members in work:
             if members:
-                self._step_group(group, members)
+                self._step_group(number, group, members)
         return loss
 
-    def _where(self, number: int, group: dict[str, Any], p: torch.Tensor) -> str:
-        index = next(i for i, q in enumerate(group["params"]) if q is p)
-        names = group.get("param_names")
-        return (f"parameter {names[index]!r}" if names
-                else f"parameter {index} of group {number}")
-
-    def _step_group(self, group: dict[str, Any], members: list[torch.Tensor]) -> None:
+    def _step_group(self, number: int, group: dict[str, Any],
+                    members: list[torch.Tensor]) -> None:
         """Step ``members``: the ones whose scalar state, state arrays, device and dtype agree
         share one call (the usual case: all of them)."""
         rule = self.rule
         active = tuple(rule.active_arrays(group))
         if not rule.scalars and not active:  # plain SGD: torch keeps no state at all
-            self._run(rule, rule.coefficients(group, {}, float), members, active)
+            self._run(rule, rule.coefficients(group, {}, float), members, active, (number, 0))
             return
         batches: dict[tuple, list[torch.Tensor]] = {}
         for p in members:
@@ -167,7 +166,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             kept = next((state[k].dtype for k in rule.scalars if k in state), _scalar_dtype())
             present = tuple(name in state for name in active)
             batches.setdefault((p.device, p.dtype, kept, scalars, present), []).append(p)
-        for (_, dtype, kept, scalars, present), params in batches.items():
+        for batch, ((_, dtype, kept, scalars, present), params) in enumerate(batches.items()):
             model = _ScalarState(dict(zip(rule.scalars, scalars, strict=True)), kept)
             model.update({name: True for name, here in zip(active, present, strict=True)
                           if here})
@@ -177,7 +176,17 @@ class TorchOptimizer(torch.optim.Optimizer):
                 self._create_state(state, p, group)
                 for name in rule.scalars:
                     state[name].fill_(model[name])
-            self._run(rule, h, params, active)
+            self._run(rule, h, params, active, (number, batch))
+
+    def _numpy(self, t: torch.Tensor) -> np.ndarray:
+        """A zero-copy NumPy view of CPU tensor ``t``, the same object from step to step (the
+        fused executor reuses its plan only for the same arrays) until ``t``'s memory moves."""
+        found = self._views.get(id(t))
+        if found is not None and found[0] is t and found[1] == t.data_ptr():
+            return found[2]
+        view = t.detach().numpy()
+        self._views[id(t)] = (t, t.data_ptr(), view)  # t is kept, so its id is not reused
+        return view
 
     def _create_state(self, state: dict[str, Any], p: torch.Tensor,
                       group: dict[str, Any]) -> None:
@@ -192,20 +201,21 @@ class TorchOptimizer(torch.optim.Optimizer):
                 state[name] = torch.full_like(p, fill.get(name, 0.0),
                                               memory_format=torch.preserve_format)
 
-    def _run(self, rule: Rule, h: Any, params: list[torch.Tensor],
-             active: tuple[str, ...]) -> None:
-        """One step of ``params`` (all on one device) with the coefficients ``h``."""
+    def _run(self, rule: Rule, h: Any, params: list[torch.Tensor], active: tuple[str, ...],
+             key: tuple) -> None:
+        """One step of ``params`` (all on one device) with the coefficients ``h``; ``key``
+        names the batch for the fused executor's plans."""
         device = params[0].device
         on_cpu = device.type == "cpu"
         if self.executor == "fused" and not on_cpu:
             raise ValueError(f"executor='fused' runs on CPU tensors only; these parameters are "
                              f"on {device} (use executor='auto')")
         if on_cpu and self.executor != "torch":
-            columns = [[self.state[p][name].detach().numpy() for p in params]
+            columns = [[self._numpy(self.state[p][name]) for p in params]
                        if name in active else None for name in rule.arrays]
-            views = [p.detach().numpy() for p in params]
+            views = [self._numpy(p) for p in params]
             grads = [p.grad.detach().numpy() for p in params]
-            self._fused.run(rule, h, id(self), views, grads, columns)
+            self._fused.run(rule, h, key, views, grads, columns)
             return
         for p in params:
             state = self.state[p] if active else {}
@@ -233,18 +243,25 @@ def _check_parameter(p: Any, where: str) -> None:
         raise TypeError(f"{where} is sparse; descentlab.torch supports dense tensors only")
 
 
-def _check_gradient(p: torch.Tensor, where: str) -> None:
+def _check_gradient(p: torch.Tensor, group: dict[str, Any], number: int, index: int) -> None:
+    """Refuse a gradient the step cannot take; the message names parameter ``index`` of group
+    ``number`` (by its name when the group has ``param_names``)."""
     g = p.grad
     if g.is_sparse:
-        raise RuntimeError(f"{where} has a sparse gradient; descentlab.torch supports dense "
-                           "gradients only (as torch.optim's Adam does)")
+        raise RuntimeError(f"{_name(group, number, index)} has a sparse gradient; "
+                           "descentlab.torch supports dense gradients only (as torch.optim's "
+                           "Adam does)")
     if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
-        raise ValueError(f"{where}: its gradient has shape {tuple(g.shape)}, dtype {g.dtype} "
-                         f"on {g.device}; the parameter has {tuple(p.shape)}, {p.dtype} on "
-                         f"{p.device}")
-    if p.dtype not in _NUMPY_DTYPES:
-        raise TypeError(f"{where} has dtype {p.dtype}; descentlab.torch supports torch.float32 "
-                        "and torch.float64")
+        raise ValueError(f"{_name(group, number, index)}: its gradient has shape "
+                         f"{tuple(g.shape)}, dtype {g.dtype} on {g.device}; the parameter has "
+                         f"{tuple(p.shape)}, {p.dtype} on {p.device}")
+    if p.dtype not in _NUMPY_DTYPES:  # changed since the optimizer was made
+        _check_parameter(p, _name(group, number, index))
+
+
+def _name(group: dict[str, Any], number: int, index: int) -> str:
+    names = group.get("param_names")
+    return f"parameter {names[index]!r}" if names else f"parameter {index} of group {number}"
 
 
 # -- the classes -----------------------------------------------------------------------------
