@@ -43,6 +43,10 @@ def _print_results(results, report: Path | None) -> None:
         for paragraph in conclude(results):
             console.print(paragraph, markup=False, highlight=False)
             console.print()
+    for view in results.monitored:
+        console.print(f"monitored {view.name}: {view.steps} steps ({view.status}); "
+                      f"{view.message or 'the detector found nothing to report'}",
+                      markup=False, highlight=False)
     if results.sweeps:
         from .cli_sweep import print_sweeps
 

@@ -39,32 +39,45 @@ class Finding:
 
 
 def detect(grad_norms: list[float], vanishing: float = VANISHING,
-           exploding: float = EXPLODING) -> Finding:
-    """Vanishing or exploding gradients from per-layer gradient norms (input side first)."""
+           exploding: float = EXPLODING, names: list[str] | None = None) -> Finding:
+    """Vanishing or exploding gradients from per-layer gradient norms (input side first).
+
+    ``names``: what to call each layer in the message (a torch module's name); by default
+    layers are numbered from 1 and runs of numbers are shortened (1-3, 5).
+    """
+    if names is not None and len(names) != len(grad_norms):
+        raise ValueError(f"{len(names)} names for {len(grad_norms)} gradient norms")
     if len(grad_norms) < 2:
         return Finding("healthy", 1.0, "one layer: nothing to compare")
+
+    def called(indices: list[int]) -> str:
+        if names is None:
+            return "layer(s) " + _layers([i + 1 for i in indices])
+        return ", ".join(names[i] for i in indices)
+
     last = len(grad_norms)
-    bad = [i + 1 for i, g in enumerate(grad_norms) if not math.isfinite(g)]
+    first_name, last_name = (("layer 1", f"layer {last}") if names is None
+                             else (names[0], names[-1]))
+    bad = [i for i, g in enumerate(grad_norms) if not math.isfinite(g)]
     if bad:
         return Finding("exploding", math.nan,
-                       f"exploding gradients: non-finite gradient norm in layer(s) "
-                       f"{_layers(bad)}")
+                       f"exploding gradients: non-finite gradient norm in {called(bad)}")
     first, top = grad_norms[0], grad_norms[-1]
     ratio = first / top if top > 0 else (math.inf if first > 0 else 1.0)
     if ratio < vanishing:
-        weak = [i + 1 for i, g in enumerate(grad_norms) if top > 0 and g / top < vanishing]
+        weak = [i for i, g in enumerate(grad_norms) if top > 0 and g / top < vanishing]
         return Finding("vanishing", ratio,
-                       f"vanishing gradients: layer 1's gradient norm is {ratio:.2g} times "
-                       f"layer {last}'s (threshold {vanishing:g}); layer(s) {_layers(weak)} "
+                       f"vanishing gradients: {first_name}'s gradient norm is {ratio:.2g} "
+                       f"times {last_name}'s (threshold {vanishing:g}); {called(weak)} "
                        f"are below it")
     if ratio > exploding:
-        strong = [i + 1 for i, g in enumerate(grad_norms) if top > 0 and g / top > exploding]
+        strong = [i for i, g in enumerate(grad_norms) if top > 0 and g / top > exploding]
         return Finding("exploding", ratio,
-                       f"exploding gradients: layer 1's gradient norm is {ratio:.2g} times "
-                       f"layer {last}'s (threshold {exploding:g}); layer(s) {_layers(strong)} "
+                       f"exploding gradients: {first_name}'s gradient norm is {ratio:.2g} "
+                       f"times {last_name}'s (threshold {exploding:g}); {called(strong)} "
                        f"are above it")
-    return Finding("healthy", ratio, f"layer 1's gradient norm is {ratio:.2g} times layer "
-                                     f"{last}'s")
+    return Finding("healthy", ratio, f"{first_name}'s gradient norm is {ratio:.2g} times "
+                                     f"{last_name}'s")
 
 
 def _layers(numbers: list[int]) -> str:

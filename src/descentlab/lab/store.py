@@ -17,6 +17,11 @@ Tables (``descentlab report`` and ``--json`` read only these):
   ``failed``). A rerun of the sweep keeps finished and diverged runs and redoes the others.
 - ``sweep_curves``: per sweep run and evaluation, the step, the mean training loss since the
   last evaluation, the validation metric and the training time so far.
+- ``modules``: per run, recorded step and module of a torch model, what
+  ``descentlab.torch.GradientMonitor`` measured: gradient, weight and update norms, activation
+  statistics, non-finite counts. ``position`` orders the modules as the model registers them.
+- ``timesteps``: per run, epoch and time step t of a recurrent network, the norm of the loss's
+  gradient with respect to the hidden state h_t (the lab's RNN and LSTM on the adding problem).
 
 Only one process writes (the study's or the sweep's driver); workers return results to it.
 Numbers that are not finite (a diverged loss) are stored as NULL, SQLite's only choice, and
@@ -36,7 +41,9 @@ from typing import Any
 
 from .diagnostics import LayerStats
 
-SCHEMA_VERSION = 2  # 2 added the sweep tables; a version-1 store is upgraded in place
+# 2 added the sweep tables, 3 the modules and timesteps tables; an older store is upgraded in
+# place (its new tables are created empty)
+SCHEMA_VERSION = 3
 FILENAME = "results.sqlite"
 
 _SCHEMA = """
@@ -113,7 +120,36 @@ CREATE TABLE IF NOT EXISTS sweep_curves (
     elapsed_s REAL,
     PRIMARY KEY (run_id, step)
 );
+CREATE TABLE IF NOT EXISTS modules (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    module TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    grad_norm REAL,
+    weight_norm REAL,
+    update_norm REAL,
+    update_ratio REAL,
+    act_mean REAL,
+    act_std REAL,
+    inactive REAL,
+    grad_nonfinite INTEGER,
+    act_nonfinite INTEGER,
+    PRIMARY KEY (run_id, step, position)
+);
+CREATE TABLE IF NOT EXISTS timesteps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    epoch INTEGER NOT NULL,
+    t INTEGER NOT NULL,
+    grad_norm REAL,
+    PRIMARY KEY (run_id, epoch, t)
+);
 """
+
+# a module record's columns after (run_id, step), in the order ``add_modules`` writes them
+MODULE_COLUMNS = ("position", "module", "kind", "grad_norm", "weight_norm", "update_norm",
+                  "update_ratio", "act_mean", "act_std", "inactive", "grad_nonfinite",
+                  "act_nonfinite")
 
 # a sweep run's summary columns, in the order ``finish_sweep_run`` writes them
 SWEEP_RESULT = ("wall_s", "steps", "final_metric", "best_metric", "train_loss", "test_metric",
@@ -173,7 +209,7 @@ class Store:
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             self.db.commit()
-        elif row[0] == "1":  # the tables of version 2 were just created
+        elif row[0] in ("1", "2"):  # the newer tables were just created
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
                             (str(SCHEMA_VERSION),))
             self.db.commit()
@@ -222,6 +258,23 @@ class Store:
         assignments = ", ".join(f"{k} = ?" for k in ["status", *values])
         self.db.execute(f"UPDATE runs SET {assignments} WHERE id = ?",
                         (status, *values.values(), run_id))
+        self.db.commit()
+
+    def add_modules(self, run_id: int, step: int, rows: list[dict[str, Any]]) -> None:
+        """One recorded step of a monitored torch model: a dict per module with the keys of
+        ``MODULE_COLUMNS`` (a missing statistic is None)."""
+        self.db.executemany(
+            f"INSERT OR REPLACE INTO modules VALUES ({', '.join('?' * (2 + len(MODULE_COLUMNS)))})",
+            [(run_id, step, *(_finite(v) if isinstance(v, float) else v
+                              for v in (row.get(k) for k in MODULE_COLUMNS)))
+             for row in rows])
+        self.db.commit()
+
+    def add_timesteps(self, run_id: int, epoch: int, grad_norms: list[float]) -> None:
+        """‖∂L/∂h_t‖ for t = 1, 2, ... of a recurrent network at ``epoch``."""
+        self.db.executemany("INSERT OR REPLACE INTO timesteps VALUES (?, ?, ?, ?)",
+                            [(run_id, epoch, t, _finite(g))
+                             for t, g in enumerate(grad_norms, start=1)])
         self.db.commit()
 
     # -- sweeps --------------------------------------------------------------------------------
@@ -310,17 +363,27 @@ class Store:
                           "update_ratio, inactive FROM layers WHERE run_id = ? "
                           "ORDER BY epoch, layer", run_id)
 
+    def modules(self, run_id: int) -> list[dict[str, Any]]:
+        return self._rows(f"SELECT step, {', '.join(MODULE_COLUMNS)} FROM modules WHERE "
+                          "run_id = ? ORDER BY step, position", run_id)
+
+    def timesteps(self, run_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT epoch, t, grad_norm FROM timesteps WHERE run_id = ? "
+                          "ORDER BY epoch, t", run_id)
+
     def _rows(self, query: str, *args) -> list[dict[str, Any]]:
         cursor = self.db.execute(query, args)
         names = [c[0] for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def export(self) -> dict[str, Any]:
-        """Everything: each run with its configuration, epochs and layer statistics; each
-        sweep with its configuration and runs, each run with its curve."""
+        """Everything: each run with its configuration, epochs, layer, module and time-step
+        statistics; each sweep with its configuration and runs, each run with its curve."""
         return {"schema": SCHEMA_VERSION,
                 "runs": [{**run, "epochs": self.epochs(run["id"]),
-                          "layers": self.layers(run["id"])} for run in self.runs()],
+                          "layers": self.layers(run["id"]),
+                          "modules": self.modules(run["id"]),
+                          "timesteps": self.timesteps(run["id"])} for run in self.runs()],
                 "sweeps": [{**sweep, "runs": [{**run, "curve": self.sweep_curve(run["id"])}
                                               for run in self.sweep_runs(sweep["name"])]}
                            for sweep in self.sweeps()]}

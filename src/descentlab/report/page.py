@@ -21,7 +21,7 @@ from .. import __version__
 from ..atomic import write_atomically
 from ..experiments.analysis import ProblemResult, SweepResult, recommend
 from ..lab.store import FILENAME
-from . import figures, sweep_figures
+from . import figures, monitor_figures, sweep_figures
 from .conclusion import conclude
 from .results import Results, Run, read_folder
 
@@ -40,6 +40,7 @@ class Section:
     heading: str
     anchor: str
     figures: list[Figure] = field(default_factory=list)
+    text: str = ""
 
 
 def _figure(png: bytes, alt: str, caption: str) -> Figure:
@@ -79,16 +80,58 @@ _STUDY_FIGURES = (
 )
 
 
+_MODULES_CAPTION = (
+    "What descentlab.torch.GradientMonitor recorded every few steps: each module's gradient "
+    "norm (input side at the bottom), the update-to-weight ratio of the modules with "
+    "parameters, and, for activation modules, the fraction of saturated outputs (sigmoid, "
+    "tanh) or dead units (relu family).")
+
+
+def _recurrent_figures(runs: list[Run], study: str) -> list[Figure]:
+    """A recurrent study's gradient through time and accuracy against sequence length."""
+    if not any(run.timesteps for run in runs):
+        return []
+    return [
+        _figure(monitor_figures.gradient_through_time(runs, f"{study}: gradient through time"),
+                f"gradient norm per time step of study {study}",
+                "The norm of the loss's gradient with respect to each time step's hidden "
+                "state, on a validation batch. The loss is taken after the last step, so a "
+                "line that falls towards t = 1 is the gradient vanishing through time: the "
+                "network cannot learn what the early steps hold."),
+        _figure(monitor_figures.accuracy_by_length(runs, f"{study}: accuracy by length"),
+                f"accuracy against sequence length of study {study}",
+                "Test accuracy after training against the sequence length (a prediction "
+                "counts as correct within 0.04 of the target, Hochreiter & Schmidhuber's "
+                "criterion for the adding problem); the dotted line is what predicting the "
+                "mean achieves.")]
+
+
 def _sections(results: Results) -> list[Section]:
-    sections = [Section("Gradients at initialisation", "initialisation", [_figure(
-        figures.initial_profile(results.runs), "gradient norm per layer at initialisation",
-        "The norm of each layer's weight gradient on the whole training split, before any "
-        "step. A line that falls towards layer 1 is the vanishing gradient.")])]
+    sections = []
+    if results.runs:
+        sections.append(Section("Gradients at initialisation", "initialisation", [_figure(
+            figures.initial_profile(results.runs), "gradient norm per layer at initialisation",
+            "The norm of each layer's weight gradient on the whole training split, before "
+            "any step. A line that falls towards layer 1 is the vanishing gradient.")]))
     for number, study in enumerate(results.studies(), start=1):
         runs = results.of(study)
+        monitored = [(run, run.monitored()) for run in runs if run.modules]
         sections.append(Section(f"Study “{study}”", f"study-{number}", [
-            _figure(draw(runs, f"{study}: {title}"), f"{title} of study {study}", caption)
-            for draw, title, caption in _STUDY_FIGURES]))
+            *(_figure(draw(runs, f"{study}: {title}"), f"{title} of study {study}", caption)
+              for draw, title, caption in _STUDY_FIGURES),
+            *_recurrent_figures(runs, study),
+            *(_figure(monitor_figures.modules(view, f"{study}: {run.label}"),
+                      f"module statistics of {run.label}", _MODULES_CAPTION)
+              for run, view in monitored)]))
+    for number, view in enumerate(results.monitored, start=1):
+        recorded = f"every {view.every} steps" if view.every else ""
+        status = f"{view.steps} steps, {view.status}" if view.steps is not None else view.status
+        sections.append(Section(
+            f"Monitored model “{view.name}”", f"monitor-{number}",
+            [_figure(monitor_figures.modules(view, view.name),
+                     f"module statistics of {view.name}", _MODULES_CAPTION)],
+            text=f"{status}; recorded {recorded}. "
+                 f"{view.message or 'The detector found nothing to report.'}"))
     return sections
 
 
@@ -160,7 +203,7 @@ def render(results: Results, title: str = "descentlab report") -> str:
         unfinished=results.unfinished,
         conclusion=conclude(results) if results.runs else [],
         table=[_row(run) for run in results.runs], target_label=target_label,
-        sections=_sections(results) if results.runs else [],
+        sections=_sections(results), monitored=results.monitored,
         sweeps=[_sweep_view(sweep, n) for n, sweep in enumerate(results.sweeps, start=1)],
         written=time.strftime("%Y-%m-%d %H:%M"), version=__version__,
         database=str(Path(results.folder) / FILENAME))

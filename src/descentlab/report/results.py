@@ -39,6 +39,8 @@ class Run:
     message: str
     epochs: list[dict[str, Any]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
+    modules: list[dict[str, Any]] = field(default_factory=list)  # a torch model's monitor
+    timesteps: list[dict[str, Any]] = field(default_factory=list)  # a recurrent network's
 
     @property
     def label(self) -> str:
@@ -46,8 +48,61 @@ class Run:
 
     @property
     def chance(self) -> float:
-        """The accuracy of always guessing one class of a balanced problem."""
-        return 1.0 / self.spec["outputs"]
+        """The accuracy of always guessing one class of a balanced problem (or the chance
+        level a network's description states, for a task that is not classification)."""
+        return self.spec.get("chance", 1.0 / self.spec["outputs"])
+
+    def monitored(self) -> Monitored | None:
+        """The run's ``GradientMonitor`` records (a torch model's), if it has any."""
+        if not self.modules:
+            return None
+        return Monitored(self.id, self.label, self.status, None, None, self.finding,
+                         self.message, self.modules)
+
+    def timestep_matrix(self) -> tuple[list[int], np.ndarray]:
+        """The epochs recorded and (epochs, time steps) of ‖∂L/∂h_t‖."""
+        epochs = sorted({row["epoch"] for row in self.timesteps})
+        count = max((row["t"] for row in self.timesteps), default=0)
+        matrix = np.full((len(epochs), count), np.nan)
+        where = {e: i for i, e in enumerate(epochs)}
+        for row in self.timesteps:
+            matrix[where[row["epoch"]], row["t"] - 1] = _num(row["grad_norm"])
+        return epochs, matrix
+
+
+@dataclass
+class Monitored:
+    """A run of ``descentlab.torch.GradientMonitor``: its records, module by module."""
+
+    id: int
+    name: str
+    status: str
+    steps: int | None  # optimizer steps seen
+    every: int | None
+    finding: str
+    message: str
+    modules: list[dict[str, Any]]
+
+    def matrix(self, key: str, modules: list[str] | None = None
+               ) -> tuple[list[int], list[str], np.ndarray]:
+        """Recorded steps, module names (in model order; ``modules`` to choose) and the
+        (steps, modules) matrix of statistic ``key``, NaN where not recorded."""
+        steps = sorted({row["step"] for row in self.modules})
+        order = sorted({(row["position"], row["module"]) for row in self.modules})
+        names = [name for _, name in order if modules is None or name in modules]
+        matrix = np.full((len(steps), len(names)), np.nan)
+        row_of = {s: i for i, s in enumerate(steps)}
+        column_of = {n: i for i, n in enumerate(names)}
+        for row in self.modules:
+            if row["module"] in column_of:
+                matrix[row_of[row["step"]], column_of[row["module"]]] = _num(row[key])
+        return steps, names, matrix
+
+    def having(self, key: str) -> list[str]:
+        """The modules with at least one recorded value of ``key``, in model order."""
+        order = sorted({(row["position"], row["module"]) for row in self.modules
+                        if row[key] is not None})
+        return list(dict.fromkeys(name for _, name in order))
 
     def series(self, key: str) -> np.ndarray:
         """A per-epoch metric from epoch 1 on, NaN where not recorded."""
@@ -81,6 +136,7 @@ class Results:
     search_runs: int
     unfinished: int  # final runs still "running" (an interrupted study)
     sweeps: list[SweepResult] = field(default_factory=list)
+    monitored: list[Monitored] = field(default_factory=list)  # GradientMonitor runs
 
     def studies(self) -> list[str]:
         return list(dict.fromkeys(run.study for run in self.runs))
@@ -96,11 +152,16 @@ def _num(value) -> float:
 def read(store: Store) -> Results:
     """Every final run of every study in ``store``, with its epochs and layer statistics,
     and every sweep, analysed."""
-    finals, searches, unfinished = [], 0, 0
+    finals, searches, unfinished, monitored = [], 0, 0, []
     for row in store.runs():
         config = row["config"]
         if config.get("role") == "search":
             searches += 1
+            continue
+        if config.get("role") == "monitor":
+            monitored.append(Monitored(row["id"], row["name"], row["status"], row["epochs"],
+                                       config.get("every"), row["finding"] or "",
+                                       row["message"] or "", store.modules(row["id"])))
             continue
         if row["status"] == "running":
             unfinished += 1
@@ -122,8 +183,10 @@ def read(store: Store) -> Results:
             epochs_to_target=row["epochs_to_target"],
             target_accuracy=train.get("target_accuracy"), wall_s=_num(row["wall_s"]),
             finding=row["finding"] or "", message=row["message"] or "",
-            epochs=store.epochs(row["id"]), layers=store.layers(row["id"])))
-    return Results(str(store.folder), finals, searches, unfinished, read_sweeps(store))
+            epochs=store.epochs(row["id"]), layers=store.layers(row["id"]),
+            modules=store.modules(row["id"]), timesteps=store.timesteps(row["id"])))
+    return Results(str(store.folder), finals, searches, unfinished, read_sweeps(store),
+                   monitored)
 
 
 def read_folder(folder: str | Path) -> Results:

@@ -4,6 +4,8 @@
   ``Adamax``, ``NAdam``, ``RAdam``, ``Lion``: torch.optim.Optimizer subclasses with
   torch.optim's signatures, defaults, state keys and state dicts, running descentlab's rules
   (and taking its switches and ``convention=``).
+- ``descentlab.torch.GradientMonitor``: the lab's per-layer diagnostics for any nn.Module,
+  recorded into the results store that ``descentlab report`` renders.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("descentlab.torch needs PyTorch: pip install 'descentlab[torch]' (on a "
                       "CPU-only machine install torch's CPU build first)") from exc
 
+from .monitor import GradientMonitor, GradientWarning
 from .optimizers import (
     NAMES,
     OPTIMIZERS,
@@ -30,5 +33,5 @@ from .optimizers import (
     TorchOptimizer,
 )
 
-__all__ = ["NAMES", "OPTIMIZERS", "TorchOptimizer", "SGD", "Adagrad", "RMSprop", "Adadelta",
+__all__ = ["GradientMonitor", "GradientWarning", "NAMES", "OPTIMIZERS", "TorchOptimizer", "SGD", "Adagrad", "RMSprop", "Adadelta",
            "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion"]

@@ -1,0 +1,330 @@
+"""``GradientMonitor``: the lab's per-layer diagnostics for any ``torch.nn.Module``.
+
+Every ``every`` optimizer steps (step 0 included) the monitor records, per module:
+
+- for a module that owns parameters (Linear, Conv2d, LSTM, LayerNorm, ...): the norm of their
+  gradient, their norm, and the norm of the step's update with the update-to-weight ratio
+  ‖ΔW‖/‖W‖ (the lab's health signal, see ``lab.diagnostics``);
+- for every leaf module and every module owning parameters: the mean and standard deviation
+  of its output in the step's training forward pass (over all its calls in that step), and for an activation module the fraction of saturated outputs (Sigmoid,
+  Tanh, Hardtanh...) or dead units (ReLU family: not positive for any example of the batch),
+  with the same thresholds as the NumPy lab (``nn.activations``);
+- the count of non-finite gradient entries and output entries.
+
+After each record the gradient norms of the parameter modules, input side first, go through
+the lab's detector; a vanishing or exploding finding is raised as a ``GradientWarning``
+naming the modules, once each time the finding changes. With a ``store`` the records go into
+the results store's ``modules`` table, so that ``descentlab report`` renders them.
+
+How it hooks in: the optimizer's step hooks (torch's ``register_step_pre_hook`` and
+``register_step_post_hook``) read the gradients before a recorded step and the weights after
+it; forward hooks on the modules exist only during the training forward pass of a recorded
+step, so the steps in between cost nothing. Without ``optimizer=``, the monitor hooks every
+optimizer globally and follows the ones that hold the model's parameters. Activations computed
+with functions (``torch.relu(x)`` inside ``forward``) are not modules and cannot be seen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..lab.diagnostics import EXPLODING, VANISHING, Finding, detect
+from ..nn.activations import SATURATION
+
+# torch's activation modules by what fails in them: a saturating one's derivative, computed
+# from its output y, and that derivative's largest value
+_SATURATING = {
+    torch.nn.Sigmoid: (lambda y: y * (1 - y), 0.25),
+    torch.nn.Tanh: (lambda y: 1 - y * y, 1.0),
+}
+_RECTIFYING = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU,
+               torch.nn.ELU, torch.nn.SELU, torch.nn.CELU, torch.nn.GELU, torch.nn.SiLU,
+               torch.nn.Mish)
+
+
+class GradientWarning(UserWarning):
+    """Vanishing or exploding gradients found by a ``GradientMonitor``."""
+
+
+def _norm(tensors: list[torch.Tensor]) -> float:
+    if not tensors:
+        return math.nan
+    norms = torch._foreach_norm([t.detach() for t in tensors])
+    return math.sqrt(sum(float(n) ** 2 for n in norms))
+
+
+def _nonfinite(tensors: list[torch.Tensor], norm: float) -> int:
+    # the norm is finite exactly when every entry is (save for an overflow of the sum of
+    # squares, which the exact count below then sorts out): count only when it is not
+    if math.isfinite(norm):
+        return 0
+    return int(sum(int((~torch.isfinite(t.detach())).sum()) for t in tensors))
+
+
+def inactive_fraction(module: torch.nn.Module, y: torch.Tensor) -> float:
+    """The saturated (sigmoid, tanh) or dead (relu family) fraction of ``module``'s output
+    ``y``, batch first; NaN for a module that is not an activation."""
+    if y.numel() == 0:
+        return math.nan
+    for kind, (derivative, peak) in _SATURATING.items():
+        if isinstance(module, kind):
+            return float((derivative(y) < SATURATION * peak).float().mean())
+    if isinstance(module, _RECTIFYING):
+        units = y.reshape(y.shape[0], -1) if y.dim() > 1 else y.reshape(1, -1)
+        return float((~(units > 0).any(dim=0)).float().mean())
+    return math.nan
+
+
+class GradientMonitor:
+    """Record per-module gradient, weight, update and activation statistics of ``model``
+    every ``every`` optimizer steps, warn about vanishing or exploding gradients, and write
+    the records to a results store.
+
+    Parameters
+    ----------
+    model: the ``torch.nn.Module`` to watch.
+    every: record at steps 0, every, 2*every, ... (counted in optimizer steps).
+    optimizer: the optimizer that trains ``model``; without it, any optimizer holding the
+        model's parameters is followed (torch's global optimizer hooks).
+    store: a results folder (path) or a ``descentlab.lab.Store``; None keeps the records in
+        memory only (``records``).
+    name: the run's name in the store (and its study's).
+    vanishing, exploding: the detector's thresholds on the first parameter module's gradient
+        norm over the last's.
+    warn: raise ``GradientWarning`` when the finding changes.
+    max_records: how many records ``records`` keeps in memory (the store keeps all).
+
+    Use it as a context manager, or call ``close()`` when training ends: it removes the hooks
+    and completes the run in the store.
+    """
+
+    def __init__(self, model: torch.nn.Module, every: int = 10, *,
+                 optimizer: torch.optim.Optimizer | None = None,
+                 store: str | Path | Any = None, name: str = "monitor",
+                 vanishing: float = VANISHING, exploding: float = EXPLODING,
+                 warn: bool = True, max_records: int = 10_000) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"GradientMonitor watches a torch.nn.Module, got "
+                            f"{type(model).__name__}")
+        if not (isinstance(every, int) and every >= 1):
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if not 0 < vanishing < 1 < exploding:
+            raise ValueError(f"thresholds must satisfy 0 < vanishing < 1 < exploding, got "
+                             f"{vanishing!r} and {exploding!r}")
+        self.model, self.every = model, every
+        self.vanishing, self.exploding, self.warn = vanishing, exploding, warn
+        self.max_records = max_records
+        # every named module (the root is called after its class); those owning parameters
+        # that train take part in the gradient statistics
+        self.modules = [(name or type(model).__name__, module)
+                        for name, module in model.named_modules()]
+        self.owned = {id(module): [p for p in module.parameters(recurse=False)
+                                   if p.requires_grad] for _, module in self.modules}
+        self.layers = [name for name, module in self.modules if self.owned[id(module)]]
+        if not self.layers:
+            raise ValueError("the model has no parameters that require gradients: nothing "
+                             "to monitor")
+        self._ids = {id(p) for plist in self.owned.values() for p in plist}
+        self.steps = 0  # optimizer steps taken so far
+        self.records: list[dict[str, Any]] = []  # per recorded step: step, modules, finding
+        self.findings: list[tuple[int, Finding]] = []  # the steps where the finding changed
+        self._activations: dict[int, tuple[float, float, float, int]] = {}
+        self._before: dict[int, list[torch.Tensor]] | None = None
+        self._pending: dict[int, dict[str, Any]] | None = None
+        self._forward_hooks: list[Any] = []
+        self._followed: dict[int, bool] = {}
+        self._started = time.perf_counter()
+        self._closed = False
+
+        self._store, self._own_store, self.run_id = None, False, None
+        if store is not None:
+            self._open_store(store, name)
+        if optimizer is not None:
+            self._step_hooks = [optimizer.register_step_pre_hook(self._before_step),
+                                optimizer.register_step_post_hook(self._after_step)]
+        else:
+            from torch.optim.optimizer import (
+                register_optimizer_step_post_hook,
+                register_optimizer_step_pre_hook,
+            )
+
+            self._step_hooks = [register_optimizer_step_pre_hook(self._before_step),
+                                register_optimizer_step_post_hook(self._after_step)]
+        self._arm()
+
+    # -- the store -----------------------------------------------------------------------------
+
+    def _open_store(self, store, name: str) -> None:
+        from ..lab.store import Store
+
+        if isinstance(store, Store):
+            self._store = store
+        else:
+            self._store, self._own_store = Store(store), True
+        config = {"role": "monitor", "model": type(self.model).__name__, "every": self.every,
+                  "modules": [n for n, _ in self.modules], "layers": self.layers,
+                  "thresholds": {"vanishing": self.vanishing, "exploding": self.exploding}}
+        self.run_id = self._store.start_run(name, name, config)
+
+    def close(self, status: str = "finished") -> None:
+        """Remove every hook and complete the run in the store (``status``: "finished" or
+        "diverged"). Calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._disarm()
+        for handle in self._step_hooks:
+            handle.remove()
+        if self._store is not None:
+            finding = self.findings[-1][1] if self.findings else None
+            self._store.finish_run(self.run_id, status,
+                                   wall_s=time.perf_counter() - self._started,
+                                   epochs=self.steps, finding=finding.kind if finding else "",
+                                   message=finding.message if finding else "")
+            if self._own_store:
+                self._store.close()
+
+    def __enter__(self) -> GradientMonitor:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        self.close("finished" if kind is None else "failed")
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        """Forward hooks for the coming recorded step's training forward pass."""
+        self._activations = {}
+        self._forward_hooks = [module.register_forward_hook(self._forward)
+                               for _, module in self.modules
+                               if self.owned[id(module)] or not any(module.children())]
+
+    def _disarm(self) -> None:
+        for handle in self._forward_hooks:
+            handle.remove()
+        self._forward_hooks = []
+
+    def _forward(self, module, inputs, output) -> None:
+        if not (torch.is_grad_enabled() and module.training):
+            return  # an evaluation pass between steps
+        if isinstance(output, (tuple, list)):  # an RNN's (output, hidden)
+            output = output[0] if output and isinstance(output[0], torch.Tensor) else None
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            return
+        # a module called several times in one step (a recurrent cell, a shared activation,
+        # gradient accumulation) adds up over its calls
+        with torch.no_grad():
+            y = output.detach()
+            total, squares = float(y.sum(dtype=torch.float64)), float(
+                (y.double() ** 2).sum())
+            bad = int((~torch.isfinite(y)).sum()) if not math.isfinite(total + squares) else 0
+            inactive = inactive_fraction(module, y)
+        sums = self._activations.setdefault(id(module), [0, 0.0, 0.0, 0.0, 0])
+        sums[0] += y.numel()
+        sums[1] += total
+        sums[2] += squares
+        sums[3] += inactive * y.numel()
+        sums[4] += bad
+
+    def _activation_stats(self, module) -> tuple[float, float, float, int | None]:
+        """Mean, standard deviation and inactive fraction of the module's outputs in this
+        step, and their non-finite count (NaN and None when it had none)."""
+        sums = self._activations.get(id(module))
+        if not sums or sums[0] == 0:
+            return math.nan, math.nan, math.nan, None
+        count, total, squares, inactive, bad = sums
+        mean = total / count
+        variance = max(squares / count - mean * mean, 0.0)
+        return mean, math.sqrt(variance), inactive / count, bad
+
+    def _follows(self, optimizer) -> bool:
+        known = self._followed.get(id(optimizer))
+        if known is None:
+            known = any(id(p) in self._ids for group in optimizer.param_groups
+                        for p in group["params"])
+            self._followed[id(optimizer)] = known
+        return known
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        if self.steps % self.every or not self._follows(optimizer):
+            return
+        self._disarm()
+        rows = {}
+        for position, (name, module) in enumerate(self.modules):
+            params = self.owned[id(module)]
+            mean, std, inactive, bad = self._activation_stats(module)
+            if not params and bad is None:
+                continue  # neither parameters nor an output seen in this step
+            grads = [p.grad for p in params if p.grad is not None]
+            # a module whose parameters got no gradient (unused this step) has no norm, and
+            # takes no part in the detector
+            grad_norm = _norm(grads) if grads else None
+            rows[id(module)] = {
+                "position": position, "module": name, "kind": type(module).__name__,
+                "grad_norm": grad_norm, "weight_norm": _norm(params) if params else None,
+                "grad_nonfinite": _nonfinite(grads, grad_norm) if grads else None,
+                "act_mean": mean, "act_std": std, "inactive": inactive, "act_nonfinite": bad}
+        self._pending = rows
+        self._before = {key: [p.detach().clone() for p in self.owned[key]]
+                        for key in rows if self.owned[key]}
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        if not self._follows(optimizer):
+            return
+        step = self.steps
+        self.steps += 1
+        if self._pending is not None:
+            self._record(step)
+        if self.steps % self.every == 0 and not self._closed:
+            self._arm()
+
+    def _record(self, step: int) -> None:
+        rows, before = self._pending, self._before
+        self._pending = self._before = None
+        for key, old in before.items():
+            new = [p.detach() for p in self.owned[key]]
+            update = _norm(torch._foreach_sub(new, old))
+            row = rows[key]
+            row["update_norm"] = update
+            row["update_ratio"] = (update / row["weight_norm"] if row["weight_norm"] > 0
+                                   else math.nan)
+        ordered = sorted(rows.values(), key=lambda r: r["position"])
+        layer_rows = [r for r in ordered if r["grad_norm"] is not None]
+        finding = detect([r["grad_norm"] for r in layer_rows], self.vanishing, self.exploding,
+                         names=[f"{r['module']} ({r['kind']})" for r in layer_rows])
+        self.records.append({"step": step, "modules": ordered, "finding": finding})
+        if len(self.records) > self.max_records:
+            del self.records[0]
+        if not self.findings or self.findings[-1][1].kind != finding.kind:
+            self.findings.append((step, finding))
+            if self.warn and finding.flagged:
+                warnings.warn(f"step {step}: {finding.message}", GradientWarning, stacklevel=2)
+        if self._store is not None:
+            self._store.add_modules(self.run_id, step, ordered)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def finding(self) -> Finding | None:
+        """The detector's verdict at the last recorded step."""
+        return self.records[-1]["finding"] if self.records else None
+
+    def table(self, step: int | None = None) -> list[dict[str, Any]]:
+        """The module rows of the recorded ``step`` (default: the last one)."""
+        if not self.records:
+            return []
+        if step is None:
+            return self.records[-1]["modules"]
+        for record in self.records:
+            if record["step"] == step:
+                return record["modules"]
+        raise KeyError(f"step {step} was not recorded (every={self.every})")
