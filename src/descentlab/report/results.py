@@ -70,6 +70,31 @@ class Run:
         return epochs, matrix
 
 
+    def series(self, key: str) -> np.ndarray:
+        """A per-epoch metric from epoch 1 on, NaN where not recorded."""
+        return np.array([_num(e[key]) for e in self.epochs if e["epoch"] >= 1])
+
+    def layer_matrix(self, key: str) -> np.ndarray:
+        """(epochs recorded, layers) of a per-layer statistic; row 0 is initialisation."""
+        epochs = sorted({row["epoch"] for row in self.layers})
+        count = max((row["layer"] for row in self.layers), default=0)
+        matrix = np.full((len(epochs), count), np.nan)
+        where = {e: i for i, e in enumerate(epochs)}
+        for row in self.layers:
+            matrix[where[row["epoch"]], row["layer"] - 1] = _num(row[key])
+        return matrix
+
+    def initial_grad_norms(self) -> np.ndarray:
+        return self.layer_matrix("grad_norm")[0]
+
+    def update_ratio_profile(self) -> np.ndarray:
+        """Per layer, the median over the training epochs of the update-to-weight ratio."""
+        matrix = self.layer_matrix("update_ratio")[1:]
+        if matrix.size == 0 or np.all(np.isnan(matrix)):
+            return np.full(matrix.shape[1], np.nan)
+        return np.nanmedian(matrix, axis=0)
+
+
 @dataclass
 class Monitored:
     """A run of ``descentlab.torch.GradientMonitor``: its records, module by module."""
@@ -103,31 +128,6 @@ class Monitored:
         order = sorted({(row["position"], row["module"]) for row in self.modules
                         if row[key] is not None})
         return list(dict.fromkeys(name for _, name in order))
-
-    def series(self, key: str) -> np.ndarray:
-        """A per-epoch metric from epoch 1 on, NaN where not recorded."""
-        return np.array([_num(e[key]) for e in self.epochs if e["epoch"] >= 1])
-
-    def layer_matrix(self, key: str) -> np.ndarray:
-        """(epochs recorded, layers) of a per-layer statistic; row 0 is initialisation."""
-        epochs = sorted({row["epoch"] for row in self.layers})
-        count = max((row["layer"] for row in self.layers), default=0)
-        matrix = np.full((len(epochs), count), np.nan)
-        where = {e: i for i, e in enumerate(epochs)}
-        for row in self.layers:
-            matrix[where[row["epoch"]], row["layer"] - 1] = _num(row[key])
-        return matrix
-
-    def initial_grad_norms(self) -> np.ndarray:
-        return self.layer_matrix("grad_norm")[0]
-
-    def update_ratio_profile(self) -> np.ndarray:
-        """Per layer, the median over the training epochs of the update-to-weight ratio."""
-        matrix = self.layer_matrix("update_ratio")[1:]
-        if matrix.size == 0 or np.all(np.isnan(matrix)):
-            return np.full(matrix.shape[1], np.nan)
-        return np.nanmedian(matrix, axis=0)
-
 
 @dataclass
 class Results:
@@ -167,8 +167,8 @@ def read(store: Store) -> Results:
             unfinished += 1
             continue
         spec = config.get("network", {})
-        try:
-            network = describe(MLPSpec(**spec))
+        try:  # a torch network describes itself; an nn.MLP is described from its spec
+            network = spec.get("description") or describe(MLPSpec(**spec))
         except (TypeError, ValueError):
             network = row["name"]
         optimizer = config.get("optimizer", {})

@@ -67,6 +67,27 @@ def _nonfinite(tensors: list[torch.Tensor], norm: float) -> int:
     return int(sum(int((~torch.isfinite(t.detach())).sum()) for t in tensors))
 
 
+def parameter_modules(model: torch.nn.Module) -> list[tuple[str, list[torch.Tensor]]]:
+    """The modules of ``model`` owning parameters that train, in registration order (input
+    side first for a model built in order), with those parameters; the root module is named
+    after its class."""
+    found = []
+    for name, module in model.named_modules():
+        params = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if params:
+            found.append((name or type(model).__name__, params))
+    return found
+
+
+def grad_norms(model: torch.nn.Module) -> tuple[list[str], list[float]]:
+    """The names of ``model``'s parameter modules and the norms of their gradients (0 where
+    a module got none), after a backward pass."""
+    modules = parameter_modules(model)
+    return ([name for name, _ in modules],
+            [_norm([p.grad for p in params if p.grad is not None])
+             if any(p.grad is not None for p in params) else 0.0 for _, params in modules])
+
+
 def inactive_fraction(module: torch.nn.Module, y: torch.Tensor) -> float:
     """The saturated (sigmoid, tanh) or dead (relu family) fraction of ``module``'s output
     ``y``, batch first; NaN for a module that is not an activation."""
@@ -97,6 +118,8 @@ class GradientMonitor:
     name: the run's name in the store (and its study's).
     vanishing, exploding: the detector's thresholds on the first parameter module's gradient
         norm over the last's.
+    run_id: with a ``store``, record under this existing run (the caller starts and
+        completes it) instead of starting one of the monitor's own.
     warn: raise ``GradientWarning`` when the finding changes.
     max_records: how many records ``records`` keeps in memory (the store keeps all).
 
@@ -107,8 +130,9 @@ class GradientMonitor:
     def __init__(self, model: torch.nn.Module, every: int = 10, *,
                  optimizer: torch.optim.Optimizer | None = None,
                  store: str | Path | Any = None, name: str = "monitor",
-                 vanishing: float = VANISHING, exploding: float = EXPLODING,
-                 warn: bool = True, max_records: int = 10_000) -> None:
+                 run_id: int | None = None, vanishing: float = VANISHING,
+                 exploding: float = EXPLODING, warn: bool = True,
+                 max_records: int = 10_000) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"GradientMonitor watches a torch.nn.Module, got "
                             f"{type(model).__name__}")
@@ -129,7 +153,7 @@ class GradientMonitor:
                         for name, module in model.named_modules()]
         self.owned = {id(module): [p for p in module.parameters(recurse=False)
                                    if p.requires_grad] for _, module in self.modules}
-        self.layers = [name for name, module in self.modules if self.owned[id(module)]]
+        self.layers = [name for name, _ in parameter_modules(model)]
         if not self.layers:
             raise ValueError("the model has no parameters that require gradients: nothing "
                              "to monitor")
@@ -145,9 +169,12 @@ class GradientMonitor:
         self._started = time.perf_counter()
         self._closed = False
 
-        self._store, self._own_store, self.run_id = None, False, None
+        self._store, self._own_store, self.run_id = None, False, run_id
+        self._own_run = run_id is None
         if store is not None:
             self._open_store(store, name)
+        elif run_id is not None:
+            raise ValueError("run_id names a run in a store: give the store too")
         if optimizer is not None:
             self._step_hooks = [optimizer.register_step_pre_hook(self._before_step),
                                 optimizer.register_step_post_hook(self._after_step)]
@@ -170,6 +197,8 @@ class GradientMonitor:
             self._store = store
         else:
             self._store, self._own_store = Store(store), True
+        if not self._own_run:
+            return
         config = {"role": "monitor", "model": type(self.model).__name__, "every": self.every,
                   "modules": [n for n, _ in self.modules], "layers": self.layers,
                   "thresholds": {"vanishing": self.vanishing, "exploding": self.exploding}}
@@ -184,14 +213,14 @@ class GradientMonitor:
         self._disarm()
         for handle in self._step_hooks:
             handle.remove()
-        if self._store is not None:
+        if self._store is not None and self._own_run:
             finding = self.findings[-1][1] if self.findings else None
             self._store.finish_run(self.run_id, status,
                                    wall_s=time.perf_counter() - self._started,
                                    epochs=self.steps, finding=finding.kind if finding else "",
                                    message=finding.message if finding else "")
-            if self._own_store:
-                self._store.close()
+        if self._store is not None and self._own_store:
+            self._store.close()
 
     def __enter__(self) -> GradientMonitor:
         return self
