@@ -58,6 +58,10 @@ def test_bench_writes_a_consistent_record(tmp_path, capsys):
         for flavour, ratio in row["torch_over_descentlab"].items():
             if ratio is not None:
                 assert ratio == pytest.approx(torch_ms[flavour] / row["step_ms"])
+        # descentlab.torch, the same kernels behind torch.optim's interface, timed in turns
+        assert row["torch_face_ms"] > 0
+        best = min(v for v in torch_ms.values() if v is not None)
+        assert row["torch_best_over_face"] == pytest.approx(best / row["torch_face_ms"])
         many = row["torch_many_over_one"]  # torch's best implementation on the same two cases
         assert many["flavour"] == ("foreach" if row["optimizer"] == "RMSprop" else "fused")
         assert many["ratio"] == pytest.approx(many["many_ms"] / many["one_ms"])

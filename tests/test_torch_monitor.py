@@ -246,3 +246,19 @@ def test_a_model_without_trainable_parameters_is_refused():
     model = torch.nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no parameters that require gradients"):
         GradientMonitor(model)
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    """The README's GradientMonitor example, as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    example = next(b for b in blocks if "GradientMonitor(" in b)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    with pytest.warns(GradientWarning):
+        exec(example, namespace)
+    assert namespace["monitor"].finding.kind == "vanishing"
+    assert [m.name for m in read_folder(tmp_path / "monitor-run").monitored] == ["monitor"]

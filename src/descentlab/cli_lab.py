@@ -55,19 +55,17 @@ def _print_results(results, report: Path | None) -> None:
         console.print(f"report: {report}", markup=False, highlight=False)
 
 
-def _run(command: str, args: argparse.Namespace, studies, splits, title: str) -> int:
-    """Run ``studies`` into a fresh ``args.out``, then the report, the table and the JSON."""
+def _run(command: str, args: argparse.Namespace, work, title: str) -> int:
+    """``work(store)`` into a fresh ``args.out``, then the report, the table and the JSON."""
     from .lab import Store
     from .lab.store import fresh_folder
-    from .lab.study import run_study
     from .report import read_folder, write_report
 
     start = time.perf_counter()
     folder = fresh_folder(args.out, args.overwrite)
     try:
         with Store(folder) as store:
-            for study in studies:
-                run_study(study, splits, store, progress=not args.quiet)
+            work(store)
             if args.json:
                 store.export_json(args.json)
     except KeyboardInterrupt:
@@ -81,21 +79,54 @@ def _run(command: str, args: argparse.Namespace, studies, splits, title: str) ->
     return 0
 
 
+def _studies(studies, splits, quiet: bool):
+    """The work of running NumPy lab ``studies`` on ``splits``."""
+    from .lab.study import run_study
+
+    def work(store) -> None:
+        for study in studies:
+            run_study(study, splits, store, progress=not quiet)
+    return work
+
+
 def demo(args: argparse.Namespace) -> int:
     from .data import prepare
     from .lab import demo as plan
 
     check_json_target(args.json)
     size = plan.QUICK if args.quick else plan.FULL
-    return _run("demo", args, plan.studies(size, args.seed), prepare("digits", seed=args.seed),
+    return _run("demo", args, _studies(plan.studies(size, args.seed),
+                                       prepare("digits", seed=args.seed), args.quiet),
                 "descentlab demo: vanishing gradients in a deep sigmoid network")
 
 
+# vanish's options that only the NumPy backend takes, with their defaults
+NUMPY_ONLY = {"dataset": "digits", "idx": None, "cifar10": None, "depth": [10],
+              "width": [256], "activation": ["sigmoid"], "init": ["normal"], "init_std": 0.1,
+              "arch": ["plain"], "dtype": "float32"}
+TORCH_ONLY = {"tasks": None, "lengths": None}
+# torch.lab.TASKS, named here so that --help works without torch (a test keeps them equal)
+TORCH_TASKS = ["cnn-digits", "mlp-mnist1d", "rnn-adding"]
+
+
+def _given(args: argparse.Namespace, options: dict) -> list[str]:
+    return ["--" + name.replace("_", "-") for name in options
+            if getattr(args, name) is not None]
+
+
 def vanish(args: argparse.Namespace) -> int:
+    check_json_target(args.json)
+    if args.backend == "torch":
+        return _vanish_torch(args)
+    given = _given(args, TORCH_ONLY)
+    if given:
+        raise UsageError(f"only --backend torch takes {', '.join(given)}")
+    for name, default in NUMPY_ONLY.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     from .data import load, prepare, read_cifar10, read_idx
     from .lab import vanish as grid
 
-    check_json_target(args.json)
     if args.idx:
         data = read_idx(*args.idx)
     elif args.cifar10:
@@ -104,12 +135,42 @@ def vanish(args: argparse.Namespace) -> int:
         data = load(args.dataset)
     specs = grid.networks(data, args.depth, args.width, args.activation, args.init,
                           args.init_std, args.arch, args.dtype)
-    study = grid.study(args.name, specs, args.optimizers, epochs=args.epochs,
-                       search_epochs=args.search_epochs,
-                       batch_size=None if args.batch_size == 0 else args.batch_size,
-                       seed=args.seed, target_accuracy=args.target)
-    return _run("vanish", args, [study], prepare(data, seed=args.seed),
+    batch = 64 if args.batch_size is None else (None if args.batch_size == 0
+                                                else args.batch_size)
+    study = grid.study(args.name, specs, args.optimizers,
+                       epochs=25 if args.epochs is None else args.epochs,
+                       search_epochs=8 if args.search_epochs is None else args.search_epochs,
+                       batch_size=batch, seed=args.seed, target_accuracy=args.target)
+    return _run("vanish", args, _studies([study], prepare(data, seed=args.seed), args.quiet),
                 f"descentlab vanish: {args.name} on {data.name}")
+
+
+def _vanish_torch(args: argparse.Namespace) -> int:
+    given = _given(args, NUMPY_ONLY)
+    if given:
+        raise UsageError(f"only --backend numpy takes {', '.join(given)} (the torch lab's "
+                         f"networks and data are fixed per task: see --tasks)")
+    try:
+        from .torch import lab
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    from .lab.demo import choice
+
+    if args.batch_size == 0:
+        raise UsageError("--backend torch trains in mini-batches: give --batch-size of at "
+                         "least 1")
+    studies = [lab.TorchStudy(task, [choice(o) for o in args.optimizers], epochs=args.epochs,
+                              search_epochs=args.search_epochs or 3,
+                              batch_size=args.batch_size, seed=args.seed, target=args.target,
+                              lengths=tuple(args.lengths or lab.LENGTHS))
+               for task in args.tasks or list(lab.TASKS)]
+
+    def work(store) -> None:
+        for study in studies:
+            lab.run(study, store, progress=not args.quiet)
+
+    return _run("vanish", args, work, f"descentlab vanish --backend torch: "
+                                      f"{', '.join(s.task for s in studies)}")
 
 
 def report(args: argparse.Namespace) -> int:
@@ -203,39 +264,52 @@ def add_commands(commands) -> None:
                     "split; all runs share the data split, the initial weights and the batch "
                     "order. Results go to DIR/results.sqlite as the runs go; DIR/report.html "
                     "shows them.")
+    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                        help="numpy: descentlab's own MLPs over the grid below (default); "
+                             "torch: the torch lab's tasks (needs the 'torch' extra)")
     data = parser.add_mutually_exclusive_group()
-    data.add_argument("--dataset", default="digits", choices=list(BUILT_IN),
+    data.add_argument("--dataset", choices=list(BUILT_IN),
                       help="a built-in dataset (default: digits)")
     data.add_argument("--idx", nargs=2, metavar=("IMAGES", "LABELS"),
                       help="MNIST / Fashion-MNIST IDX files you have (gzipped or not)")
     data.add_argument("--cifar10", nargs="+", metavar="BATCH",
                       help="CIFAR-10 binary batch files you have")
     parser.add_argument("--name", default="vanish", help="the study's name (default: vanish)")
-    parser.add_argument("--depth", type=int, nargs="+", default=[10],
+    parser.add_argument("--depth", type=int, nargs="+",
                         help="hidden layers (default: 10)")
-    parser.add_argument("--width", type=int, nargs="+", default=[256],
+    parser.add_argument("--width", type=int, nargs="+",
                         help="units per hidden layer (default: 256)")
-    parser.add_argument("--activation", nargs="+", default=["sigmoid"],
-                        choices=list(ACTIVATIONS), help="(default: sigmoid)")
-    parser.add_argument("--init", nargs="+", default=["normal"], choices=list(INITS),
-                        help="(default: normal)")
-    parser.add_argument("--init-std", type=float, default=0.1,
+    parser.add_argument("--activation", nargs="+", choices=list(ACTIVATIONS),
+                        help="(default: sigmoid)")
+    parser.add_argument("--init", nargs="+", choices=list(INITS), help="(default: normal)")
+    parser.add_argument("--init-std", type=float,
                         help="standard deviation of init 'normal' (default: 0.1)")
-    parser.add_argument("--arch", nargs="+", default=["plain"], choices=list(ARCHITECTURES),
+    parser.add_argument("--arch", nargs="+", choices=list(ARCHITECTURES),
                         help="architecture options (default: plain)")
+    parser.add_argument("--tasks", nargs="+", choices=TORCH_TASKS,
+                        help="--backend torch: cnn-digits (a small CNN on digits, sigmoid "
+                             "and relu), mlp-mnist1d (a 3x256 MLP, sigmoid and relu), "
+                             "rnn-adding (a tanh RNN and an LSTM on the adding problem) "
+                             "(default: all)")
+    parser.add_argument("--lengths", type=int, nargs="+", metavar="T",
+                        help="--backend torch, rnn-adding: sequence lengths "
+                             "(default: 10 25 50 100 200)")
     parser.add_argument("--optimizers", nargs="+", default=["SGD+momentum", "Adam"],
                         metavar="NAME",
                         help="the demo's labels (GD, SGD, SGD+momentum, AdaGrad, RMSprop, "
                              "Adadelta, Adam) or any descentlab.optim name (default: "
                              "SGD+momentum Adam)")
-    parser.add_argument("--epochs", type=int, default=25, help="(default: 25)")
-    parser.add_argument("--search-epochs", type=int, default=8,
-                        help="epochs of each learning-rate search run (default: 8)")
-    parser.add_argument("--batch-size", type=int, default=64,
+    parser.add_argument("--epochs", type=int,
+                        help="(default: 25; --backend torch: cnn-digits 15, mlp-mnist1d 20, "
+                             "rnn-adding 6)")
+    parser.add_argument("--search-epochs", type=int,
+                        help="epochs of each learning-rate search run (default: 8; "
+                             "--backend torch: 3)")
+    parser.add_argument("--batch-size", type=int,
                         help="mini-batch size; 0 for full-batch gradient descent (default: 64)")
     parser.add_argument("--target", type=float, default=0.9,
                         help="validation accuracy for 'epochs to target' (default: 0.9)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--dtype", choices=("float32", "float64"), help="(default: float32)")
     _study_options(parser, "descentlab-vanish")
     parser.set_defaults(run=vanish)
 

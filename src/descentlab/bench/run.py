@@ -11,7 +11,14 @@ import numpy as np
 
 from ..optim.optimizer import NONFINITE
 from .configs import Config, select
-from .steps import descentlab_step, first_call, interleaved, torch_best_flavour, torch_step
+from .steps import (
+    descentlab_step,
+    first_call,
+    interleaved,
+    torch_best_flavour,
+    torch_face_step,
+    torch_step,
+)
 from .stream import triad_step
 
 
@@ -85,6 +92,8 @@ def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
     steps = {"triad": triad_run, "ours": descentlab_step(config, [settings.size], dtype,
                                                               settings.nonfinite)}
     steps |= {f: torch_step(config, [settings.size], dtype, f) for f in flavours}
+    if with_torch:  # the same kernels behind torch.optim's interface, on torch tensors
+        steps["face"] = torch_face_step(config, [settings.size], dtype)
     large = interleaved(steps, settings.repeats, settings.warmup)
     del steps, triad_run  # free the large arrays before the next case
     triad = triad_bytes / large["triad"].median_s
@@ -126,6 +135,11 @@ def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
         row["torch_ms"] = {f: (large[f].median_s * 1e3 if large[f] else None) for f in flavours}
         row["torch_over_descentlab"] = {
             f: (large[f].median_s / ours if large[f] else None) for f in flavours}
+        face = large["face"].median_s if large["face"] else None
+        row["torch_face_ms"] = face * 1e3 if face is not None else None
+        fastest = min((large[f].median_s for f in flavours if large[f]), default=None)
+        row["torch_best_over_face"] = (fastest / face if face is not None and fastest
+                                       is not None else None)
         if best is not None:
             many, one = split["torch many"].median_s, split["torch one"].median_s
             row["torch_many_over_one"] = {"flavour": best, "many_ms": many * 1e3,
@@ -184,14 +198,16 @@ def render(result: dict[str, Any]):
         caption=f"median of {s['repeats']} after {s['warmup']} warm-up steps, each row's "
                 "implementations and triad (the floor) timed in turns. many/one: "
                 f"{count} arrays of {small:,} elements against one of {count * small:,}. "
-                "torch/ours: torch.optim's time over descentlab's (above 1: descentlab faster).",
+                "torch/ours: torch.optim's time over descentlab's (above 1: descentlab faster); "
+                "descentlab.torch: the same kernels behind torch.optim's interface, on torch "
+                "tensors; torch/face: torch.optim's best over it.",
     )
     has_torch = any("torch_ms" in r for r in result["rows"])
     for name in ("optimizer", "first call", "B/elem", "ms", "GB/s", "% floor", "many/one"):
         table.add_column(name, justify="left" if name == "optimizer" else "right")
     if has_torch:
         for name in ("torch single", "foreach", "fused", "torch/ours (best)",
-                     "torch many/one"):
+                     "descentlab.torch ms", "torch/face (best)", "torch many/one"):
             table.add_column(name, justify="right")
     for r in result["rows"]:
         cells = [r["optimizer"], f"{r['first_call_s']:.2f} s ({r['first_call']})",
@@ -203,6 +219,7 @@ def render(result: dict[str, Any]):
             many = r.get("torch_many_over_one")
             cells += [_ms(t["single"]), _ms(t["foreach"]), _ms(t["fused"]),
                       _ratio(best / r["step_ms"] if best is not None else None),
+                      _ms(r.get("torch_face_ms")), _ratio(r.get("torch_best_over_face")),
                       f"{many['ratio']:.2f}x ({many['flavour']})" if many else "–"]
         table.add_row(*cells)
     return table

@@ -1,4 +1,5 @@
-"""Timing optimizer steps: descentlab's fused executor, and torch.optim's implementations."""
+"""Timing optimizer steps: descentlab's fused executor, its torch.optim face
+(``descentlab.torch``), and torch.optim's implementations."""
 
 from __future__ import annotations
 
@@ -91,6 +92,28 @@ def torch_best_flavour(config: Config) -> str | None:
     return "fused" if config.algorithm in TORCH_FUSED else "foreach"
 
 
+def _parameters(sizes: list[int], dtype: np.dtype) -> list:
+    """torch Parameters of ``sizes`` with gradients, the same numbers ``arrays`` draws."""
+    import torch
+
+    params, grads = arrays(sizes, dtype, seed=0)
+    tensors = []
+    for p, g in zip(params, grads, strict=True):
+        tensor = torch.nn.Parameter(torch.from_numpy(p))
+        tensor.grad = torch.from_numpy(g)
+        tensors.append(tensor)
+    return tensors
+
+
+def torch_face_step(config: Config, sizes: list[int], dtype: np.dtype) -> Step | None:
+    """A function that steps ``descentlab.torch``'s optimizer (the torch.optim face of the same
+    kernels) over new tensors of ``sizes``; None where the face has no such class."""
+    from ..torch import OPTIMIZERS as FACE
+
+    cls = FACE.get(config.algorithm)
+    return None if cls is None else cls(_parameters(sizes, dtype), **config.kwargs).step
+
+
 def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str) -> Step | None:
     """A function that steps one torch.optim implementation ("single", "foreach" or "fused")
     over new tensors of ``sizes``; None where torch.optim does not have it."""
@@ -101,10 +124,4 @@ def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str) 
         return None
     flags = {"single": {"foreach": False}, "foreach": {"foreach": True},
              "fused": {"fused": True}}[flavour]
-    params, grads = arrays(sizes, dtype, seed=0)
-    tensors = []
-    for p, g in zip(params, grads, strict=True):
-        tensor = torch.nn.Parameter(torch.from_numpy(p))
-        tensor.grad = torch.from_numpy(g)
-        tensors.append(tensor)
-    return cls(tensors, **config.kwargs, **flags).step
+    return cls(_parameters(sizes, dtype), **config.kwargs, **flags).step

@@ -39,11 +39,13 @@ class Finding:
 
 
 def detect(grad_norms: list[float], vanishing: float = VANISHING,
-           exploding: float = EXPLODING, names: list[str] | None = None) -> Finding:
+           exploding: float = EXPLODING, names: list[str] | None = None,
+           unit: str = "layer") -> Finding:
     """Vanishing or exploding gradients from per-layer gradient norms (input side first).
 
     ``names``: what to call each layer in the message (a torch module's name); by default
-    layers are numbered from 1 and runs of numbers are shortened (1-3, 5).
+    they are numbered from 1 as ``unit``s ("layer", or "time step" for the hidden states of
+    a recurrent network), and runs of numbers are shortened (1-3, 5).
     """
     if names is not None and len(names) != len(grad_norms):
         raise ValueError(f"{len(names)} names for {len(grad_norms)} gradient norms")
@@ -52,11 +54,11 @@ def detect(grad_norms: list[float], vanishing: float = VANISHING,
 
     def called(indices: list[int]) -> str:
         if names is None:
-            return "layer(s) " + _layers([i + 1 for i in indices])
+            return f"{unit}(s) " + _layers([i + 1 for i in indices])
         return ", ".join(names[i] for i in indices)
 
     last = len(grad_norms)
-    first_name, last_name = (("layer 1", f"layer {last}") if names is None
+    first_name, last_name = ((f"{unit} 1", f"{unit} {last}") if names is None
                              else (names[0], names[-1]))
     bad = [i for i, g in enumerate(grad_norms) if not math.isfinite(g)]
     if bad:

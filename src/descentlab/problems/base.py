@@ -182,4 +182,9 @@ def unknown_name(kind: str, name: object, known: Sequence[str]) -> str:
 
 def _load_builtins() -> None:
     # the built-ins register themselves on import; imported late because they need the lab
+    import importlib.util
+
     from . import builtin  # noqa: F401
+
+    if importlib.util.find_spec("torch") is not None:  # the torch lab's, without importing it
+        from . import torch_problems  # noqa: F401

@@ -231,13 +231,16 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
     names, norms = grad_norms(model)
     model.zero_grad(set_to_none=True)
     result.initial = _layer_stats(names, norms, None, [], model)
-    finding = detect(norms, names=names)
+    # a recurrent network's depth is its time: the detector reads the hidden states' gradients
+    through_time = _timesteps(model, data) if recurrent else None
+    finding = (detect(through_time, unit="time step") if recurrent
+               else detect(norms, names=names))
     result.finding, result.message = finding.kind, finding.message
     val_loss, val_acc = evaluate(model, data, "validation")
     if store is not None:
-        store.add_epoch(run_id, 0, float(loss0.detach()), val_loss, val_acc, 0.0, result.initial)
+        store.add_epoch(run_id, 0, loss0.item(), val_loss, val_acc, 0.0, result.initial)
         if recurrent:
-            store.add_timesteps(run_id, 0, _timesteps(model, data))
+            store.add_timesteps(run_id, 0, through_time)
 
     every = max(1, steps // RECORDS_PER_EPOCH) if monitor_every is None else monitor_every
     monitor = GradientMonitor(model, every, optimizer=optimizer, store=store, run_id=run_id,
@@ -253,7 +256,7 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
                 optimizer.zero_grad(set_to_none=True)
                 loss = data.loss(model(x[rows]), y[rows])
                 loss.backward()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 if not math.isfinite(losses[-1]):
                     result.status = "diverged"
                     break
@@ -347,6 +350,14 @@ class TorchStudy:
                 "batch_size": self.batch_size or task.batch_size, "seed": self.seed}
 
 
+FULL_BATCH = 2 ** 62  # a batch size no split reaches: every step sees the whole split
+
+
+def _batch(choice: OptimizerChoice, settings: dict) -> int:
+    """The study's batch size, or the whole training split for a full-batch choice (GD)."""
+    return FULL_BATCH if choice.batch_size is None else settings["batch_size"]
+
+
 def _search(study: TorchStudy, choice: OptimizerChoice, network: Network, data: TensorSplits,
             store, settings: dict) -> Choice:
     """The lab's learning-rate search (``lab.study.choose_lr``) for a torch network."""
@@ -360,7 +371,7 @@ def _search(study: TorchStudy, choice: OptimizerChoice, network: Network, data: 
                                      {"role": "search", "backend": "torch", "lr": lr,
                                       "optimizer": asdict(choice), "network": network.spec})
         result = train(model, build_optimizer(choice, model, lr), data,
-                       epochs=study.search_epochs, batch_size=settings["batch_size"],
+                       epochs=study.search_epochs, batch_size=_batch(choice, settings),
                        seed=study.seed, store=store, run_id=run_id)
         ok = result.val_accuracy and not result.diverged
         tried.append((lr, result.val_accuracy[-1] if ok else math.nan,
@@ -408,14 +419,16 @@ def run(study: TorchStudy, store=None, progress: bool = False) -> list[RunResult
                         "lr_search": [[v if math.isfinite(v) else None for v in t]
                                       for t in chosen.tried],
                         "network": {**network.spec, "description": network.description},
-                        "train": {**settings, "target_accuracy": study.target}})
+                        "train": {**settings, "batch_size": None if choice.batch_size is None
+                                  else settings["batch_size"],
+                                  "target_accuracy": study.target}})
                 torch.manual_seed(study.seed)
                 model = network.build()
                 if bar is not None:
                     bar.update(task, description=f"{label}: lr {chosen.lr:g}")
                 results.append(train(
                     model, build_optimizer(choice, model, chosen.lr), data,
-                    epochs=settings["epochs"], batch_size=settings["batch_size"],
+                    epochs=settings["epochs"], batch_size=_batch(choice, settings),
                     seed=study.seed, target=study.target, store=store, run_id=run_id,
                     progress=bar if bar is not None else False, label=label))
                 if bar is not None:
