@@ -84,7 +84,8 @@ def test_statistics_equal_a_direct_computation():
         assert set(rows) == {str(i) for i in range(13)}  # 7 Linear, 6 Sigmoid; no root
         for name, row in rows.items():
             y_out = direct["outputs"][name].double()
-            assert row["act_mean"] == pytest.approx(float(y_out.mean()), rel=1e-9, abs=1e-12)
+            # float32 statistics of float32 outputs, against float64 ones
+            assert row["act_mean"] == pytest.approx(float(y_out.mean()), rel=1e-6, abs=1e-9)
             assert row["act_std"] == pytest.approx(float(y_out.std(unbiased=False)), rel=1e-6)
             assert row["act_nonfinite"] == 0
             if row["kind"] == "Linear":

@@ -260,15 +260,17 @@ class Store:
                         (status, *values.values(), run_id))
         self.db.commit()
 
-    def add_modules(self, run_id: int, step: int, rows: list[dict[str, Any]]) -> None:
-        """One recorded step of a monitored torch model: a dict per module with the keys of
-        ``MODULE_COLUMNS`` (a missing statistic is None)."""
-        self.db.executemany(
-            f"INSERT OR REPLACE INTO modules VALUES ({', '.join('?' * (2 + len(MODULE_COLUMNS)))})",
-            [(run_id, step, *(_finite(v) if isinstance(v, float) else v
-                              for v in (row.get(k) for k in MODULE_COLUMNS)))
-             for row in rows])
-        self.db.commit()
+    def add_modules(self, run_id: int, records: list[tuple[int, list[dict[str, Any]]]]
+                    ) -> None:
+        """Recorded steps of a monitored torch model, in one transaction: per step, a dict
+        per module with the keys of ``MODULE_COLUMNS`` (a missing statistic is None)."""
+        marks = ", ".join("?" * (2 + len(MODULE_COLUMNS)))
+        with self.db:
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO modules VALUES ({marks})",
+                [(run_id, step, *(_finite(v) if isinstance(v, float) else v
+                                  for v in (row.get(k) for k in MODULE_COLUMNS)))
+                 for step, rows in records for row in rows])
 
     def add_timesteps(self, run_id: int, epoch: int, grad_norms: list[float]) -> None:
         """‖∂L/∂h_t‖ for t = 1, 2, ... of a recurrent network at ``epoch``."""

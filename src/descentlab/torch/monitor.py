@@ -14,7 +14,8 @@ Every ``every`` optimizer steps (step 0 included) the monitor records, per modul
 After each record the gradient norms of the parameter modules, input side first, go through
 the lab's detector; a vanishing or exploding finding is raised as a ``GradientWarning``
 naming the modules, once each time the finding changes. With a ``store`` the records go into
-the results store's ``modules`` table, so that ``descentlab report`` renders them.
+the results store's ``modules`` table (written at least once a second, and at ``close``), so
+that ``descentlab report`` renders them.
 
 How it hooks in: the optimizer's step hooks (torch's ``register_step_pre_hook`` and
 ``register_step_post_hook``) read the gradients before a recorded step and the weights after
@@ -48,23 +49,40 @@ _RECTIFYING = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU
                torch.nn.Mish)
 
 
+# records reach the store at most this long after they are made: a commit costs about a
+# millisecond (as much as a small model's training step), so they are written in batches
+WRITE_EVERY_S = 1.0
+
+
 class GradientWarning(UserWarning):
     """Vanishing or exploding gradients found by a ``GradientMonitor``."""
 
 
 def _norm(tensors: list[torch.Tensor]) -> float:
+    """The norm of several tensors taken as one vector."""
     if not tensors:
         return math.nan
     norms = torch._foreach_norm([t.detach() for t in tensors])
     return math.sqrt(sum(float(n) ** 2 for n in norms))
 
 
-def _nonfinite(tensors: list[torch.Tensor], norm: float) -> int:
-    # the norm is finite exactly when every entry is (save for an overflow of the sum of
-    # squares, which the exact count below then sorts out): count only when it is not
-    if math.isfinite(norm):
-        return 0
-    return int(sum(int((~torch.isfinite(t.detach())).sum()) for t in tensors))
+def _stack(scalars: list[torch.Tensor]) -> torch.Tensor:
+    """0-dim tensors as one (float64 where their dtypes differ), to be read back at once."""
+    if len({t.dtype for t in scalars}) > 1:
+        scalars = [t.double() for t in scalars]
+    return torch.stack(scalars)
+
+
+def _squares(tensors: list[tuple[int, torch.Tensor]]) -> dict[int, float]:
+    """Per key, the sum of squares of its tensors: one ``_foreach_norm`` call for all of them,
+    read back at once."""
+    if not tensors:
+        return {}
+    norms = _stack(torch._foreach_norm([t for _, t in tensors]))
+    totals: dict[int, float] = {}
+    for (key, _), norm in zip(tensors, norms.tolist(), strict=True):
+        totals[key] = totals.get(key, 0.0) + norm * norm
+    return totals
 
 
 def parameter_modules(model: torch.nn.Module) -> list[tuple[str, list[torch.Tensor]]]:
@@ -98,7 +116,8 @@ def inactive_fraction(module: torch.nn.Module, y: torch.Tensor) -> float:
             return float((derivative(y) < SATURATION * peak).float().mean())
     if isinstance(module, _RECTIFYING):
         units = y.reshape(y.shape[0], -1) if y.dim() > 1 else y.reshape(1, -1)
-        return float((~(units > 0).any(dim=0)).float().mean())
+        # a unit is dead when its largest output over the batch is not positive
+        return float((units.amax(dim=0) <= 0).sum()) / units.shape[1]
     return math.nan
 
 
@@ -154,6 +173,9 @@ class GradientMonitor:
         self.owned = {id(module): [p for p in module.parameters(recurse=False)
                                    if p.requires_grad] for _, module in self.modules}
         self.layers = [name for name, _ in parameter_modules(model)]
+        self._by_id = {id(module): module for _, module in self.modules}
+        self._judged = {id(module): isinstance(module, (*_SATURATING, *_RECTIFYING))
+                        for _, module in self.modules}
         if not self.layers:
             raise ValueError("the model has no parameters that require gradients: nothing "
                              "to monitor")
@@ -161,13 +183,15 @@ class GradientMonitor:
         self.steps = 0  # optimizer steps taken so far
         self.records: list[dict[str, Any]] = []  # per recorded step: step, modules, finding
         self.findings: list[tuple[int, Finding]] = []  # the steps where the finding changed
-        self._activations: dict[int, tuple[float, float, float, int]] = {}
-        self._before: dict[int, list[torch.Tensor]] | None = None
+        self._activations: dict[int, list[torch.Tensor]] = {}  # this step's outputs
+        self._before: list[tuple[int, torch.Tensor]] | None = None
         self._pending: dict[int, dict[str, Any]] | None = None
         self._forward_hooks: list[Any] = []
         self._followed: dict[int, bool] = {}
         self._started = time.perf_counter()
         self._closed = False
+        self._unwritten: list[tuple[int, list[dict[str, Any]]]] = []  # records not in the store
+        self._written_at = self._started
 
         self._store, self._own_store, self.run_id = None, False, run_id
         self._own_run = run_id is None
@@ -213,6 +237,8 @@ class GradientMonitor:
         self._disarm()
         for handle in self._step_hooks:
             handle.remove()
+        if self._store is not None:
+            self._write()
         if self._store is not None and self._own_run:
             finding = self.findings[-1][1] if self.findings else None
             self._store.finish_run(self.run_id, status,
@@ -247,33 +273,47 @@ class GradientMonitor:
             return  # an evaluation pass between steps
         if isinstance(output, (tuple, list)):  # an RNN's (output, hidden)
             output = output[0] if output and isinstance(output[0], torch.Tensor) else None
-        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-            return
-        # a module called several times in one step (a recurrent cell, a shared activation,
-        # gradient accumulation) adds up over its calls
-        with torch.no_grad():
-            y = output.detach()
-            total, squares = float(y.sum(dtype=torch.float64)), float(
-                (y.double() ** 2).sum())
-            bad = int((~torch.isfinite(y)).sum()) if not math.isfinite(total + squares) else 0
-            inactive = inactive_fraction(module, y)
-        sums = self._activations.setdefault(id(module), [0, 0.0, 0.0, 0.0, 0])
-        sums[0] += y.numel()
-        sums[1] += total
-        sums[2] += squares
-        sums[3] += inactive * y.numel()
-        sums[4] += bad
+        if isinstance(output, torch.Tensor) and output.is_floating_point():
+            # kept, not measured: the step's outputs are measured together before the step
+            # (a module called several times in one step, such as a recurrent cell, a shared
+            # activation or gradient accumulation, is measured over all its calls)
+            self._activations.setdefault(id(module), []).append(output.detach())
 
-    def _activation_stats(self, module) -> tuple[float, float, float, int | None]:
-        """Mean, standard deviation and inactive fraction of the module's outputs in this
-        step, and their non-finite count (NaN and None when it had none)."""
-        sums = self._activations.get(id(module))
-        if not sums or sums[0] == 0:
-            return math.nan, math.nan, math.nan, None
-        count, total, squares, inactive, bad = sums
-        mean = total / count
-        variance = max(squares / count - mean * mean, 0.0)
-        return mean, math.sqrt(variance), inactive / count, bad
+    def _activation_stats(self) -> dict[int, tuple[float, float, float, int]]:
+        """Per module seen in this step's forward passes: the mean, standard deviation and
+        inactive fraction of its outputs, and their count of non-finite entries.
+
+        The variance is taken around the mean (no cancellation as in E[y²] − E[y]²), a few
+        batched operations serve all outputs, and a module's several calls are pooled
+        exactly."""
+        keys = [key for key, outputs in self._activations.items() for _ in outputs]
+        outputs = [y for outputs in self._activations.values() for y in outputs]
+        if not outputs:
+            return {}
+        with torch.no_grad():
+            # two passes, batched: the means, then the norms of the centred outputs (torch's
+            # var_mean was measured 10-20 times slower than these on small CPU tensors)
+            means = torch.stack([y.mean(dtype=torch.float64) for y in outputs]).tolist()
+            centred = _stack(torch._foreach_norm(torch._foreach_sub(outputs, means))).tolist()
+            moments = [(norm ** 2 / y.numel(), mean)
+                       for y, norm, mean in zip(outputs, centred, means, strict=True)]
+            inactive = [inactive_fraction(self._by_id[key], y) if self._judged[key]
+                        else math.nan for key, y in zip(keys, outputs, strict=True)]
+        calls: dict[int, list[tuple[int, float, float, float, int]]] = {}
+        for key, y, (variance, mean), off in zip(keys, outputs, moments, inactive,
+                                                 strict=True):
+            bad = 0 if math.isfinite(variance) and math.isfinite(mean) else int(
+                (~torch.isfinite(y)).sum())
+            calls.setdefault(key, []).append((y.numel(), mean, variance, off, bad))
+        stats = {}
+        for key, parts in calls.items():
+            count = sum(n for n, *_ in parts)
+            mean = sum(n * m for n, m, *_ in parts) / count
+            # pooled variance: within each call plus between the calls' means
+            variance = sum(n * (v + (m - mean) ** 2) for n, m, v, *_ in parts) / count
+            stats[key] = (mean, math.sqrt(variance), sum(n * o for n, _, _, o, _ in parts)
+                          / count, sum(b for *_, b in parts))
+        return stats
 
     def _follows(self, optimizer) -> bool:
         known = self._followed.get(id(optimizer))
@@ -287,24 +327,38 @@ class GradientMonitor:
         if self.steps % self.every or not self._follows(optimizer):
             return
         self._disarm()
+        activations = self._activation_stats()
+        self._activations = {}
+        # every gradient and weight norm in two calls; a module whose parameters got no
+        # gradient (unused in this step) has no gradient norm and takes no part in the detector
+        grads = [(key, p.grad.detach()) for key, params in self.owned.items() for p in params
+                 if p.grad is not None]
+        weights = [(key, p.detach()) for key, params in self.owned.items() for p in params]
+        grad_squares = _squares(grads)
+        weight_squares = _squares(weights)
         rows = {}
         for position, (name, module) in enumerate(self.modules):
-            params = self.owned[id(module)]
-            mean, std, inactive, bad = self._activation_stats(module)
-            if not params and bad is None:
+            key = id(module)
+            mean, std, inactive, bad = activations.get(key, (math.nan, math.nan, math.nan,
+                                                             None))
+            if not self.owned[key] and bad is None:
                 continue  # neither parameters nor an output seen in this step
-            grads = [p.grad for p in params if p.grad is not None]
-            # a module whose parameters got no gradient (unused this step) has no norm, and
-            # takes no part in the detector
-            grad_norm = _norm(grads) if grads else None
-            rows[id(module)] = {
+            grad_norm = math.sqrt(grad_squares[key]) if key in grad_squares else None
+            nonfinite = None
+            if grad_norm is not None:
+                nonfinite = 0 if math.isfinite(grad_norm) else sum(
+                    int((~torch.isfinite(g)).sum()) for k, g in grads if k == key)
+            rows[key] = {
                 "position": position, "module": name, "kind": type(module).__name__,
-                "grad_norm": grad_norm, "weight_norm": _norm(params) if params else None,
-                "grad_nonfinite": _nonfinite(grads, grad_norm) if grads else None,
-                "act_mean": mean, "act_std": std, "inactive": inactive, "act_nonfinite": bad}
+                "grad_norm": grad_norm,
+                "weight_norm": math.sqrt(weight_squares[key]) if self.owned[key] else None,
+                "grad_nonfinite": nonfinite, "act_mean": mean, "act_std": std,
+                "inactive": inactive, "act_nonfinite": bad}
         self._pending = rows
-        self._before = {key: [p.detach().clone() for p in self.owned[key]]
-                        for key in rows if self.owned[key]}
+        kept = [(key, p) for key, p in weights if key in rows]
+        # one copy of every weight in a single call (×1 makes new tensors)
+        self._before = list(zip([key for key, _ in kept],
+                                torch._foreach_mul([p for _, p in kept], 1.0), strict=True))
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         if not self._follows(optimizer):
@@ -319,11 +373,13 @@ class GradientMonitor:
     def _record(self, step: int) -> None:
         rows, before = self._pending, self._before
         self._pending = self._before = None
-        for key, old in before.items():
-            new = [p.detach() for p in self.owned[key]]
-            update = _norm(torch._foreach_sub(new, old))
+        after = [p.detach() for key, params in self.owned.items() if key in rows
+                 for p in params]
+        differences = torch._foreach_sub(after, [old for _, old in before])
+        squares = _squares([(key, d) for (key, _), d in zip(before, differences, strict=True)])
+        for key, total in squares.items():
             row = rows[key]
-            row["update_norm"] = update
+            row["update_norm"] = update = math.sqrt(total)
             row["update_ratio"] = (update / row["weight_norm"] if row["weight_norm"] > 0
                                    else math.nan)
         ordered = sorted(rows.values(), key=lambda r: r["position"])
@@ -338,7 +394,15 @@ class GradientMonitor:
             if self.warn and finding.flagged:
                 warnings.warn(f"step {step}: {finding.message}", GradientWarning, stacklevel=2)
         if self._store is not None:
-            self._store.add_modules(self.run_id, step, ordered)
+            self._unwritten.append((step, ordered))
+            if time.perf_counter() - self._written_at >= WRITE_EVERY_S:
+                self._write()
+
+    def _write(self) -> None:
+        if self._unwritten:
+            self._store.add_modules(self.run_id, self._unwritten)
+            self._unwritten = []
+        self._written_at = time.perf_counter()
 
     # -- reading -------------------------------------------------------------------------------
 
