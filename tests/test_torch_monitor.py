@@ -39,9 +39,10 @@ def train(model, optimizer, steps: int, x, y, evaluate: bool = False) -> list[di
     weight norms per module before the step, the update norm, the activations seen."""
     seen = []
     for _ in range(steps):
-        outputs = {}
+        outputs: dict[str, torch.Tensor] = {}
         handles = [m.register_forward_hook(
-            lambda module, i, o, name=name: outputs.__setitem__(name, o.detach().clone()))
+            lambda module, i, o, name=name, seen=outputs: seen.__setitem__(
+                name, o.detach().clone()))
             for name, m in model.named_children()]
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(x), y)

@@ -33,5 +33,6 @@ from .optimizers import (
     TorchOptimizer,
 )
 
-__all__ = ["GradientMonitor", "GradientWarning", "NAMES", "OPTIMIZERS", "TorchOptimizer", "SGD", "Adagrad", "RMSprop", "Adadelta",
-           "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion"]
+__all__ = ["GradientMonitor", "GradientWarning", "NAMES", "OPTIMIZERS", "TorchOptimizer",
+           "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam",
+           "RAdam", "Lion"]

@@ -6,15 +6,16 @@ Every ``every`` optimizer steps (step 0 included) the monitor records, per modul
   gradient, their norm, and the norm of the step's update with the update-to-weight ratio
   ‖ΔW‖/‖W‖ (the lab's health signal, see ``lab.diagnostics``);
 - for every leaf module and every module owning parameters: the mean and standard deviation
-  of its output in the step's training forward pass (over all its calls in that step), and for an activation module the fraction of saturated outputs (Sigmoid,
-  Tanh, Hardtanh...) or dead units (ReLU family: not positive for any example of the batch),
-  with the same thresholds as the NumPy lab (``nn.activations``);
+  of its output in the step's training forward pass (over all its calls in that step); for
+  an activation module also the fraction of saturated outputs (Sigmoid, Tanh) or of dead
+  units (the ReLU family: not positive for any example of the batch), with the NumPy lab's
+  thresholds (``nn.activations``);
 - the count of non-finite gradient entries and output entries.
 
 After each record the gradient norms of the parameter modules, input side first, go through
 the lab's detector; a vanishing or exploding finding is raised as a ``GradientWarning``
 naming the modules, once each time the finding changes. With a ``store`` the records go into
-the results store's ``modules`` table (written at least once a second, and at ``close``), so
+the results store's ``modules`` table (within a second of being made, and at ``close``), so
 that ``descentlab report`` renders them.
 
 How it hooks in: the optimizer's step hooks (torch's ``register_step_pre_hook`` and
