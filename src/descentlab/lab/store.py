@@ -5,7 +5,8 @@ Tables (``descentlab report`` and ``--json`` read only these):
 - ``runs``: one row per training run, inserted when it starts (status ``running``) and
   completed when it ends (``finished`` or ``diverged``): its configuration as JSON, wall time,
   test metrics, epochs to the target accuracy, the vanishing/exploding finding at
-  initialisation.
+  initialisation. A ``GradientMonitor``'s own run (configuration role ``monitor``) puts the
+  optimizer steps it saw in ``epochs`` and its last finding in ``finding``.
 - ``epochs``: per run and epoch, training loss, validation loss and accuracy, elapsed time.
   Epoch 0 is the network at initialisation.
 - ``layers``: per run, epoch and layer, the statistics of ``diagnostics.LayerStats``.
