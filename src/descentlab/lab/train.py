@@ -56,6 +56,25 @@ class RunResult:
     def diverged(self) -> bool:
         return self.status == "diverged"
 
+    def add_epoch(self, epoch: int, train_loss: float, val_loss: float, val_accuracy: float,
+                  stats: list[LayerStats], target: float | None) -> None:
+        """Record a finished epoch (and whether it reached ``target`` accuracy first)."""
+        self.train_loss.append(train_loss)
+        self.val_loss.append(val_loss)
+        self.val_accuracy.append(val_accuracy)
+        self.layers.append(stats)
+        self.epochs = epoch
+        if target is not None and self.epochs_to_target is None and val_accuracy >= target:
+            self.epochs_to_target = epoch
+
+    def finish(self, store: Store | None, run_id: int | None) -> None:
+        """Complete the run's row in ``store`` (if any) with this result."""
+        if store is not None:
+            store.finish_run(run_id, self.status, wall_s=self.wall_s, epochs=self.epochs,
+                             test_loss=self.test_loss, test_accuracy=self.test_accuracy,
+                             epochs_to_target=self.epochs_to_target, finding=self.finding,
+                             message=self.message)
+
 
 def evaluate(net: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Loss and accuracy (NaN for a regression task) on ``(x, y)``."""
@@ -123,14 +142,8 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
                 val_loss, val_acc = evaluate(net, val.x, val.y)
                 if not math.isfinite(val_loss):
                     result.status = "diverged"
-                result.train_loss.append(float(np.mean(losses)))
-                result.val_loss.append(val_loss)
-                result.val_accuracy.append(val_acc)
-                result.layers.append(stats)
-                result.epochs = epoch
-                if (config.target_accuracy is not None and result.epochs_to_target is None
-                        and val_acc >= config.target_accuracy):
-                    result.epochs_to_target = epoch
+                result.add_epoch(epoch, float(np.mean(losses)), val_loss, val_acc, stats,
+                                 config.target_accuracy)
                 if store is not None:
                     store.add_epoch(run_id, epoch, result.train_loss[-1], val_loss, val_acc,
                                     time.perf_counter() - start, stats)
@@ -148,11 +161,7 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
     result.wall_s = time.perf_counter() - start
     if not result.diverged:
         result.test_loss, result.test_accuracy = evaluate(net, splits.test.x, splits.test.y)
-    if store is not None:
-        store.finish_run(run_id, result.status, wall_s=result.wall_s, epochs=result.epochs,
-                         test_loss=result.test_loss, test_accuracy=result.test_accuracy,
-                         epochs_to_target=result.epochs_to_target, finding=result.finding,
-                         message=result.message)
+    result.finish(store, run_id)
     return result
 
 

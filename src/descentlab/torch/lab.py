@@ -272,13 +272,7 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
             val_loss, val_acc = evaluate(model, data, "validation")
             if not math.isfinite(val_loss):
                 result.status = "diverged"
-            result.train_loss.append(float(np.mean(losses)))
-            result.val_loss.append(val_loss)
-            result.val_accuracy.append(val_acc)
-            result.layers.append(stats)
-            result.epochs = epoch
-            if target is not None and result.epochs_to_target is None and val_acc >= target:
-                result.epochs_to_target = epoch
+            result.add_epoch(epoch, float(np.mean(losses)), val_loss, val_acc, stats, target)
             if store is not None:
                 store.add_epoch(run_id, epoch, result.train_loss[-1], val_loss, val_acc,
                                 time.perf_counter() - start, stats)
@@ -299,11 +293,7 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
     result.wall_s = time.perf_counter() - start
     if not result.diverged:
         result.test_loss, result.test_accuracy = evaluate(model, data, "test")
-    if store is not None:
-        store.finish_run(run_id, result.status, wall_s=result.wall_s, epochs=result.epochs,
-                         test_loss=result.test_loss, test_accuracy=result.test_accuracy,
-                         epochs_to_target=result.epochs_to_target, finding=result.finding,
-                         message=result.message)
+    result.finish(store, run_id)
     return result
 
 
