@@ -159,10 +159,13 @@ def _vanish_torch(args: argparse.Namespace) -> int:
     if args.batch_size == 0:
         raise UsageError("--backend torch trains in mini-batches: give --batch-size of at "
                          "least 1")
-    studies = [lab.TorchStudy(task, [choice(o) for o in args.optimizers], epochs=args.epochs,
-                              search_epochs=args.search_epochs or 3,
-                              batch_size=args.batch_size, seed=args.seed, target=args.target,
-                              lengths=tuple(args.lengths or lab.LENGTHS))
+    # an option not given keeps TorchStudy's default (epochs and batch size: the task's)
+    given = {name: value for name, value in (
+        ("epochs", args.epochs), ("search_epochs", args.search_epochs),
+        ("batch_size", args.batch_size),
+        ("lengths", tuple(args.lengths) if args.lengths else None)) if value is not None}
+    studies = [lab.TorchStudy(task, [choice(o) for o in args.optimizers], seed=args.seed,
+                              target=args.target, **given)
                for task in args.tasks or list(lab.TASKS)]
 
     def work(store) -> None:

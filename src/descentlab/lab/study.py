@@ -84,6 +84,13 @@ def choose_lr(choice: OptimizerChoice, spec: MLPSpec, splits: Splits, config: Tr
             else math.nan
         loss = result.val_loss[-1] if result.val_loss and not result.diverged else math.nan
         tried.append((lr, accuracy, loss))
+    return pick(choice, tried)
+
+
+def pick(choice: OptimizerChoice, tried: list[tuple[float, float, float]]) -> Choice:
+    """The rate with the best final validation accuracy, then the lowest validation loss,
+    among the ``tried`` (lr, accuracy, loss) of a search, NaN where a run diverged; the
+    smallest rate of the grid when every run diverged."""
     finite = [t for t in tried if math.isfinite(t[1]) or math.isfinite(t[2])]
     if not finite:
         return Choice(min(choice.lr_grid), tuple(tried))

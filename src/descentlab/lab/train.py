@@ -57,8 +57,10 @@ class RunResult:
         return self.status == "diverged"
 
     def add_epoch(self, epoch: int, train_loss: float, val_loss: float, val_accuracy: float,
-                  stats: list[LayerStats], target: float | None) -> None:
-        """Record a finished epoch (and whether it reached ``target`` accuracy first)."""
+                  stats: list[LayerStats], target: float | None, store: Store | None,
+                  run_id: int | None, elapsed_s: float) -> None:
+        """Record a finished epoch (and whether it reached ``target`` accuracy first), in
+        the result and in ``store`` (if any)."""
         self.train_loss.append(train_loss)
         self.val_loss.append(val_loss)
         self.val_accuracy.append(val_accuracy)
@@ -66,6 +68,16 @@ class RunResult:
         self.epochs = epoch
         if target is not None and self.epochs_to_target is None and val_accuracy >= target:
             self.epochs_to_target = epoch
+        if store is not None:
+            store.add_epoch(run_id, epoch, train_loss, val_loss, val_accuracy, elapsed_s, stats)
+
+    def diverge(self, epoch: int, store: Store | None, run_id: int | None,
+                elapsed_s: float) -> None:
+        """Record that a step of ``epoch`` met a non-finite loss or gradient."""
+        self.status = "diverged"
+        self.train_loss.append(math.nan)
+        if store is not None:
+            store.add_epoch(run_id, epoch, math.nan, math.nan, math.nan, elapsed_s, [])
 
     def finish(self, store: Store | None, run_id: int | None) -> None:
         """Complete the run's row in ``store`` (if any) with this result."""
@@ -124,7 +136,7 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
                     losses.append(loss)
                     grad_norms = [norm(g) for g in net.weight_grads]
                     if not (math.isfinite(loss) and all(map(math.isfinite, grad_norms))):
-                        result.status = "diverged"
+                        result.diverge(epoch, store, run_id, time.perf_counter() - start)
                         break
                     sums += grad_norms
                     last = number == steps - 1
@@ -133,36 +145,35 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
                     if last:
                         updates = [norm(w - b) for w, b in zip(net.weights, before, strict=True)]
                 if result.diverged:
-                    result.train_loss.append(math.nan)
-                    if store is not None:
-                        store.add_epoch(run_id, epoch, math.nan, math.nan, math.nan,
-                                        time.perf_counter() - start, [])
                     break
                 stats = layer_stats(net, list(sums / steps), updates)
                 val_loss, val_acc = evaluate(net, val.x, val.y)
                 if not math.isfinite(val_loss):
                     result.status = "diverged"
                 result.add_epoch(epoch, float(np.mean(losses)), val_loss, val_acc, stats,
-                                 config.target_accuracy)
-                if store is not None:
-                    store.add_epoch(run_id, epoch, result.train_loss[-1], val_loss, val_acc,
-                                    time.perf_counter() - start, stats)
+                                 config.target_accuracy, store, run_id,
+                                 time.perf_counter() - start)
                 if bar is not None:
                     bar.update(task, advance=1,
                                description=f"{label} loss {result.train_loss[-1]:.3g}")
                 if result.diverged:
                     break
         finally:
-            if bar is not None and own:
-                bar.stop()
-            elif bar is not None:
-                bar.remove_task(task)
+            end_progress(bar, task, own)
 
     result.wall_s = time.perf_counter() - start
     if not result.diverged:
         result.test_loss, result.test_accuracy = evaluate(net, splits.test.x, splits.test.y)
     result.finish(store, run_id)
     return result
+
+
+def end_progress(bar, task, own: bool) -> None:
+    """Stop a bar ``progress_bar`` made, or remove its task from the caller's bar."""
+    if bar is not None and own:
+        bar.stop()
+    elif bar is not None:
+        bar.remove_task(task)
 
 
 def progress_bar(progress, label: str, total: int):

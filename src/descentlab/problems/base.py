@@ -16,6 +16,7 @@ built-ins use ``threadpoolctl.threadpool_limits(1)``).
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -180,8 +181,10 @@ def unknown_name(kind: str, name: object, known: Sequence[str]) -> str:
     return f"unknown {kind} {name!r}{hint}; choose one of {', '.join(known)}"
 
 
+@functools.cache
 def _load_builtins() -> None:
-    # the built-ins register themselves on import; imported late because they need the lab
+    # the built-ins register themselves on import; imported late because they need the lab.
+    # Once per process: looking for torch on the path is not free where it is missing.
     import importlib.util
 
     from . import builtin  # noqa: F401

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from ..lab.diagnostics import LayerStats, detect
-from ..lab.study import Choice, OptimizerChoice
-from ..lab.train import RunResult, progress_bar
+from ..lab.study import Choice, OptimizerChoice, pick
+from ..lab.train import RunResult, end_progress, progress_bar
 from .models import ADDING_CHANCE, ADDING_TOLERANCE, MLP, Recurrent, SmallCNN, adding_problem
-from .monitor import GradientMonitor, grad_norms, parameter_modules
+from .monitor import GradientMonitor, _norm, grad_norms, parameter_modules
 from .optimizers import OPTIMIZERS
 
 INITIAL_ROWS = 1000  # the gradient at initialisation is taken on this many training rows
@@ -156,14 +156,12 @@ def evaluate(model: torch.nn.Module, data: TensorSplits, split: str,
     return loss / len(x), correct / len(x)
 
 
-def _layer_stats(names: list[str], norms: list[float], monitor: GradientMonitor | None,
-                 records: list[dict], model: torch.nn.Module) -> list[LayerStats]:
+def _layer_stats(names: list[str], norms: list[float], records: list[dict],
+                 model: torch.nn.Module) -> list[LayerStats]:
     """A layer per parameter module: its mean gradient norm over the epoch (``norms`` at
     initialisation), its weight norm now, the update of its last recorded step and the
     inactive fraction of the activation module that follows it."""
-    weights = {name: math.sqrt(sum(float(torch.linalg.vector_norm(p.detach())) ** 2
-                                   for p in params))
-               for name, params in parameter_modules(model)}
+    weights = {name: _norm(params) for name, params in parameter_modules(model)}
     last = records[-1]["modules"] if records else []
     stats = []
     for number, name in enumerate(names, start=1):
@@ -230,7 +228,7 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
     loss0.backward()
     names, norms = grad_norms(model)
     model.zero_grad(set_to_none=True)
-    result.initial = _layer_stats(names, norms, None, [], model)
+    result.initial = _layer_stats(names, norms, [], model)
     # a recurrent network's depth is its time: the detector reads the hidden states' gradients
     through_time = _timesteps(model, data) if recurrent else None
     finding = (detect(through_time, unit="time step") if recurrent
@@ -258,26 +256,20 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
                 loss.backward()
                 losses.append(loss.item())
                 if not math.isfinite(losses[-1]):
-                    result.status = "diverged"
+                    result.diverge(epoch, store, run_id, time.perf_counter() - start)
                     break
                 optimizer.step()
             if result.diverged:
-                result.train_loss.append(math.nan)
-                if store is not None:
-                    store.add_epoch(run_id, epoch, math.nan, math.nan, math.nan,
-                                    time.perf_counter() - start, [])
                 break
             records = monitor.records[first_record:] if monitor else []
-            stats = _layer_stats(names, norms, monitor, records, model) if records else []
+            stats = _layer_stats(names, norms, records, model) if records else []
             val_loss, val_acc = evaluate(model, data, "validation")
             if not math.isfinite(val_loss):
                 result.status = "diverged"
-            result.add_epoch(epoch, float(np.mean(losses)), val_loss, val_acc, stats, target)
-            if store is not None:
-                store.add_epoch(run_id, epoch, result.train_loss[-1], val_loss, val_acc,
-                                time.perf_counter() - start, stats)
-                if recurrent and not result.diverged:
-                    store.add_timesteps(run_id, epoch, _timesteps(model, data))
+            result.add_epoch(epoch, float(np.mean(losses)), val_loss, val_acc, stats, target,
+                             store, run_id, time.perf_counter() - start)
+            if store is not None and recurrent and not result.diverged:
+                store.add_timesteps(run_id, epoch, _timesteps(model, data))
             if bar is not None:
                 bar.update(task, advance=1,
                            description=f"{label} loss {result.train_loss[-1]:.3g}")
@@ -286,10 +278,7 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
     finally:
         if monitor is not None:
             monitor.close()
-        if bar is not None and own:
-            bar.stop()
-        elif bar is not None:
-            bar.remove_task(task)
+        end_progress(bar, task, own)
     result.wall_s = time.perf_counter() - start
     if not result.diverged:
         result.test_loss, result.test_accuracy = evaluate(model, data, "test")
@@ -366,10 +355,7 @@ def _search(study: TorchStudy, choice: OptimizerChoice, network: Network, data: 
         ok = result.val_accuracy and not result.diverged
         tried.append((lr, result.val_accuracy[-1] if ok else math.nan,
                       result.val_loss[-1] if ok else math.nan))
-    finite = [t for t in tried if math.isfinite(t[1])]
-    if not finite:
-        return Choice(min(choice.lr_grid), tuple(tried))
-    return Choice(min(finite, key=lambda t: (-t[1], t[2]))[0], tuple(tried))
+    return pick(choice, tried)
 
 
 def run(study: TorchStudy, store=None, progress: bool = False) -> list[RunResult]:
