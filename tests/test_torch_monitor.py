@@ -180,14 +180,34 @@ def test_without_an_optimizer_any_optimizer_of_the_model_is_followed():
     assert monitor.steps == 4
 
 
+def test_another_models_forward_pass_in_a_recorded_step_is_not_recorded():
+    model, other = deep_sigmoid(depth=2), torch.nn.Sequential(torch.nn.Linear(16, 16),
+                                                               torch.nn.Tanh())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch()
+    with GradientMonitor(model, every=1, optimizer=optimizer, warn=False) as monitor:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        other(x)  # not the model's modules: neither measured nor recorded
+        optimizer.step()
+    assert {r["kind"] for r in monitor.table()} == {"Linear", "Sigmoid"}
+    assert {r["module"] for r in monitor.table()} == {str(i) for i in range(5)}
+
+
 def test_steps_between_records_leave_no_hooks():
     model = deep_sigmoid(depth=2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = batch()
+    global_hooks = torch.nn.modules.module._global_forward_hooks
+    before = len(global_hooks)
     monitor = GradientMonitor(model, every=10, optimizer=optimizer, warn=False)
+    assert len(global_hooks) == before + 1  # armed for step 0's forward pass
     train(model, optimizer, 1, x, y)
-    assert all(not m._forward_hooks for m in model.modules())
+    assert len(global_hooks) == before and all(not m._forward_hooks for m in model.modules())
+    train(model, optimizer, 9, x, y)
+    assert len(global_hooks) == before + 1  # armed again for step 10
     monitor.close()
+    assert len(global_hooks) == before
 
 
 def test_records_go_to_the_store_and_the_report(tmp_path):

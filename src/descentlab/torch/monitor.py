@@ -20,10 +20,11 @@ that ``descentlab report`` renders them.
 
 How it hooks in: the optimizer's step hooks (torch's ``register_step_pre_hook`` and
 ``register_step_post_hook``) read the gradients before a recorded step and the weights after
-it; forward hooks on the modules exist only during the training forward pass of a recorded
-step, so the steps in between cost nothing. Without ``optimizer=``, the monitor hooks every
-optimizer globally and follows the ones that hold the model's parameters. Activations computed
-with functions (``torch.relu(x)`` inside ``forward``) are not modules and cannot be seen.
+it; a forward hook (torch's global one, filtered to the model's modules) exists only during
+the training forward pass of a recorded step, so the steps in between cost nothing. Without
+``optimizer=``, the monitor hooks every optimizer globally and follows the ones that hold the
+model's parameters. Activations computed with functions (``torch.relu(x)`` inside
+``forward``) are not modules and cannot be seen.
 """
 
 from __future__ import annotations
@@ -35,20 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.modules.module import register_module_forward_hook
 
 from ..lab.diagnostics import EXPLODING, VANISHING, Finding, detect
-from ..nn.activations import SATURATION
-
-# torch's activation modules by what fails in them: a saturating one's derivative, computed
-# from its output y, and that derivative's largest value
-_SATURATING = {
-    torch.nn.Sigmoid: (lambda y: y * (1 - y), 0.25),
-    torch.nn.Tanh: (lambda y: 1 - y * y, 1.0),
-}
-_RECTIFYING = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU,
-               torch.nn.ELU, torch.nn.SELU, torch.nn.CELU, torch.nn.GELU, torch.nn.SiLU,
-               torch.nn.Mish)
-
+from .output_stats import kind_of, output_stats, pooled
+from .parameter_stats import ParameterStats
 
 # records reach the store at most this long after they are made: a commit costs about a
 # millisecond (as much as a small model's training step), so they are written in batches
@@ -65,25 +57,6 @@ def _norm(tensors: list[torch.Tensor]) -> float:
         return math.nan
     norms = torch._foreach_norm([t.detach() for t in tensors])
     return math.sqrt(sum(float(n) ** 2 for n in norms))
-
-
-def _stack(scalars: list[torch.Tensor]) -> torch.Tensor:
-    """0-dim tensors as one (float64 where their dtypes differ), to be read back at once."""
-    if len({t.dtype for t in scalars}) > 1:
-        scalars = [t.double() for t in scalars]
-    return torch.stack(scalars)
-
-
-def _squares(tensors: list[tuple[int, torch.Tensor]]) -> dict[int, float]:
-    """Per key, the sum of squares of its tensors: one ``_foreach_norm`` call for all of them,
-    read back at once."""
-    if not tensors:
-        return {}
-    norms = _stack(torch._foreach_norm([t for _, t in tensors]))
-    totals: dict[int, float] = {}
-    for (key, _), norm in zip(tensors, norms.tolist(), strict=True):
-        totals[key] = totals.get(key, 0.0) + norm * norm
-    return totals
 
 
 def parameter_modules(model: torch.nn.Module) -> list[tuple[str, list[torch.Tensor]]]:
@@ -105,21 +78,6 @@ def grad_norms(model: torch.nn.Module) -> tuple[list[str], list[float]]:
     return ([name for name, _ in modules],
             [_norm([p.grad for p in params if p.grad is not None])
              if any(p.grad is not None for p in params) else 0.0 for _, params in modules])
-
-
-def inactive_fraction(module: torch.nn.Module, y: torch.Tensor) -> float:
-    """The saturated (sigmoid, tanh) or dead (relu family) fraction of ``module``'s output
-    ``y``, batch first; NaN for a module that is not an activation."""
-    if y.numel() == 0:
-        return math.nan
-    for kind, (derivative, peak) in _SATURATING.items():
-        if isinstance(module, kind):
-            return float((derivative(y) < SATURATION * peak).float().mean())
-    if isinstance(module, _RECTIFYING):
-        units = y.reshape(y.shape[0], -1) if y.dim() > 1 else y.reshape(1, -1)
-        # a unit is dead when its largest output over the batch is not positive
-        return float((units.amax(dim=0) <= 0).sum()) / units.shape[1]
-    return math.nan
 
 
 class GradientMonitor:
@@ -174,20 +132,23 @@ class GradientMonitor:
         self.owned = {id(module): [p for p in module.parameters(recurse=False)
                                    if p.requires_grad] for _, module in self.modules}
         self.layers = [name for name, _ in parameter_modules(model)]
-        self._by_id = {id(module): module for _, module in self.modules}
-        self._judged = {id(module): isinstance(module, (*_SATURATING, *_RECTIFYING))
-                        for _, module in self.modules}
+        self._kinds = {id(module): kind_of(module) for _, module in self.modules}
         if not self.layers:
             raise ValueError("the model has no parameters that require gradients: nothing "
                              "to monitor")
-        self._ids = {id(p) for plist in self.owned.values() for p in plist}
+        # every parameter that trains, with its module
+        self._params = [(key, p) for key, params in self.owned.items() for p in params]
+        self._ids = {id(p) for _, p in self._params}
+        self._parameter_stats = ParameterStats([p for _, p in self._params])
         self.steps = 0  # optimizer steps taken so far
         self.records: list[dict[str, Any]] = []  # per recorded step: step, modules, finding
         self.findings: list[tuple[int, Finding]] = []  # the steps where the finding changed
         self._activations: dict[int, list[torch.Tensor]] = {}  # this step's outputs
-        self._before: list[tuple[int, torch.Tensor]] | None = None
         self._pending: dict[int, dict[str, Any]] | None = None
-        self._forward_hooks: list[Any] = []
+        self._forward_hook: Any = None
+        # the modules whose outputs are measured: leaves and those owning parameters
+        self._watched = {id(module) for _, module in self.modules
+                         if self.owned[id(module)] or not any(module.children())}
         self._followed: dict[int, bool] = {}
         self._started = time.perf_counter()
         self._closed = False
@@ -258,20 +219,22 @@ class GradientMonitor:
     # -- hooks ---------------------------------------------------------------------------------
 
     def _arm(self) -> None:
-        """Forward hooks for the coming recorded step's training forward pass."""
+        """A forward hook for the coming recorded step's training forward pass: one global
+        hook, filtered to the watched modules, costs one registration where a hook per module
+        cost one each (a record's Python work runs on caches the training step has just
+        emptied, so each operation counts)."""
         self._activations = {}
-        self._forward_hooks = [module.register_forward_hook(self._forward)
-                               for _, module in self.modules
-                               if self.owned[id(module)] or not any(module.children())]
+        if self._forward_hook is None:
+            self._forward_hook = register_module_forward_hook(self._forward)
 
     def _disarm(self) -> None:
-        for handle in self._forward_hooks:
-            handle.remove()
-        self._forward_hooks = []
+        if self._forward_hook is not None:
+            self._forward_hook.remove()
+            self._forward_hook = None
 
     def _forward(self, module, inputs, output) -> None:
-        if not (torch.is_grad_enabled() and module.training):
-            return  # an evaluation pass between steps
+        if id(module) not in self._watched or not (torch.is_grad_enabled() and module.training):
+            return  # another model's module, or an evaluation pass between steps
         if isinstance(output, (tuple, list)):  # an RNN's (output, hidden)
             output = output[0] if output and isinstance(output[0], torch.Tensor) else None
         if isinstance(output, torch.Tensor) and output.is_floating_point():
@@ -282,39 +245,14 @@ class GradientMonitor:
 
     def _activation_stats(self) -> dict[int, tuple[float, float, float, int]]:
         """Per module seen in this step's forward passes: the mean, standard deviation and
-        inactive fraction of its outputs, and their count of non-finite entries.
-
-        The variance is taken around the mean (no cancellation as in E[y²] − E[y]²), a few
-        batched operations serve all outputs, and a module's several calls are pooled
-        exactly."""
+        inactive fraction of its outputs, and their count of non-finite entries."""
         keys = [key for key, outputs in self._activations.items() for _ in outputs]
-        outputs = [y for outputs in self._activations.values() for y in outputs]
-        if not outputs:
-            return {}
-        with torch.no_grad():
-            # two passes, batched: the means, then the norms of the centred outputs (torch's
-            # var_mean was measured 10-20 times slower than these on small CPU tensors)
-            means = torch.stack([y.mean(dtype=torch.float64) for y in outputs]).tolist()
-            centred = _stack(torch._foreach_norm(torch._foreach_sub(outputs, means))).tolist()
-            moments = [(norm ** 2 / y.numel(), mean)
-                       for y, norm, mean in zip(outputs, centred, means, strict=True)]
-            inactive = [inactive_fraction(self._by_id[key], y) if self._judged[key]
-                        else math.nan for key, y in zip(keys, outputs, strict=True)]
-        calls: dict[int, list[tuple[int, float, float, float, int]]] = {}
-        for key, y, (variance, mean), off in zip(keys, outputs, moments, inactive,
-                                                 strict=True):
-            bad = 0 if math.isfinite(variance) and math.isfinite(mean) else int(
-                (~torch.isfinite(y)).sum())
-            calls.setdefault(key, []).append((y.numel(), mean, variance, off, bad))
-        stats = {}
-        for key, parts in calls.items():
-            count = sum(n for n, *_ in parts)
-            mean = sum(n * m for n, m, *_ in parts) / count
-            # pooled variance: within each call plus between the calls' means
-            variance = sum(n * (v + (m - mean) ** 2) for n, m, v, *_ in parts) / count
-            stats[key] = (mean, math.sqrt(variance), sum(n * o for n, _, _, o, _ in parts)
-                          / count, sum(b for *_, b in parts))
-        return stats
+        stats = output_stats([self._kinds[key] for key in keys],
+                             [y for outputs in self._activations.values() for y in outputs])
+        calls: dict[int, list] = {}
+        for key, entry in zip(keys, stats, strict=True):
+            calls.setdefault(key, []).append(entry)
+        return {key: pooled(parts) for key, parts in calls.items()}
 
     def _follows(self, optimizer) -> bool:
         known = self._followed.get(id(optimizer))
@@ -330,13 +268,15 @@ class GradientMonitor:
         self._disarm()
         activations = self._activation_stats()
         self._activations = {}
-        # every gradient and weight norm in two calls; a module whose parameters got no
-        # gradient (unused in this step) has no gradient norm and takes no part in the detector
-        grads = [(key, p.grad.detach()) for key, params in self.owned.items() for p in params
-                 if p.grad is not None]
-        weights = [(key, p.detach()) for key, params in self.owned.items() for p in params]
-        grad_squares = _squares(grads)
-        weight_squares = _squares(weights)
+        # a module whose parameters got no gradient (unused in this step) has no gradient
+        # norm and takes no part in the detector
+        grad_squares: dict[int, float] = {}
+        weight_squares: dict[int, float] = {}
+        for (key, _), grad, weight in zip(self._params, *self._parameter_stats.before(),
+                                          strict=True):
+            if grad is not None:
+                grad_squares[key] = grad_squares.get(key, 0.0) + grad
+            weight_squares[key] = weight_squares.get(key, 0.0) + weight
         rows = {}
         for position, (name, module) in enumerate(self.modules):
             key = id(module)
@@ -348,7 +288,8 @@ class GradientMonitor:
             nonfinite = None
             if grad_norm is not None:
                 nonfinite = 0 if math.isfinite(grad_norm) else sum(
-                    int((~torch.isfinite(g)).sum()) for k, g in grads if k == key)
+                    int((~torch.isfinite(p.grad)).sum()) for k, p in self._params
+                    if k == key and p.grad is not None)
             rows[key] = {
                 "position": position, "module": name, "kind": type(module).__name__,
                 "grad_norm": grad_norm,
@@ -356,10 +297,6 @@ class GradientMonitor:
                 "grad_nonfinite": nonfinite, "act_mean": mean, "act_std": std,
                 "inactive": inactive, "act_nonfinite": bad}
         self._pending = rows
-        kept = [(key, p) for key, p in weights if key in rows]
-        # one copy of every weight in a single call (×1 makes new tensors)
-        self._before = list(zip([key for key, _ in kept],
-                                torch._foreach_mul([p for _, p in kept], 1.0), strict=True))
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         if not self._follows(optimizer):
@@ -372,12 +309,10 @@ class GradientMonitor:
             self._arm()
 
     def _record(self, step: int) -> None:
-        rows, before = self._pending, self._before
-        self._pending = self._before = None
-        after = [p.detach() for key, params in self.owned.items() if key in rows
-                 for p in params]
-        differences = torch._foreach_sub(after, [old for _, old in before])
-        squares = _squares([(key, d) for (key, _), d in zip(before, differences, strict=True)])
+        rows, self._pending = self._pending, None
+        squares: dict[int, float] = {}
+        for (key, _), update in zip(self._params, self._parameter_stats.after(), strict=True):
+            squares[key] = squares.get(key, 0.0) + update
         for key, total in squares.items():
             row = rows[key]
             row["update_norm"] = update = math.sqrt(total)

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from .fused import cut
-from .ndarray_fields import FLOAT32, OTHER, address_as_pointer, float_layout
+from .ndarray_fields import FLOAT32, OTHER, array_at, float_layout
 
 _EXPONENT32 = np.uint32(0x7F800000)
 _EXPONENT64 = np.uint64(0x7FF0000000000000)
@@ -31,13 +31,13 @@ def _scan(addresses, kinds, blocks, bad):
         first = blocks[b, 1]
         count = blocks[b, 2]
         if kinds[k] == FLOAT32:
-            x = numba.carray(address_as_pointer(addresses[k] + 4 * first, bits32), count)
+            x = array_at(addresses[k] + 4 * first, count, bits32)
             most = np.uint32(0)
             for i in range(count):
                 most = max(most, x[i] & _EXPONENT32)
             bad[b] = most == _EXPONENT32
         else:
-            y = numba.carray(address_as_pointer(addresses[k] + 8 * first, bits64), count)
+            y = array_at(addresses[k] + 8 * first, count, bits64)
             most64 = np.uint64(0)
             for i in range(count):
                 most64 = max(most64, y[i] & _EXPONENT64)

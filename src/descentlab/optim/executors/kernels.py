@@ -31,7 +31,7 @@ from numba.extending import register_jitable
 
 from ..rules import Rule
 from ..rules._base import ELEMENTWISE
-from .ndarray_fields import address_as_pointer
+from .ndarray_fields import array_at
 
 MAX_ARRAYS = 3  # the most state arrays any rule keeps (Adam with AMSGrad, RMSprop)
 COLUMNS = 2 + MAX_ARRAYS
@@ -54,11 +54,6 @@ def kernel_for(rule: Rule, active: tuple[bool, ...]) -> Callable:
     return _KERNELS[key]
 
 
-@numba.njit(inline="always")
-def _view(address, count, like):
-    return numba.carray(address_as_pointer(address, like), count)
-
-
 def _make_kernel(update: Callable, n: int, active: tuple[bool, ...], fingerprint: str):
     # The closure's variables are constants to Numba: branches on them are removed at compile
     # time, and they are part of the on-disk cache key.
@@ -73,11 +68,11 @@ def _make_kernel(update: Callable, n: int, active: tuple[bool, ...], fingerprint
             k = blocks[b, 0]
             skip = blocks[b, 1] * itemsize
             count = blocks[b, 2]
-            p = _view(pointers[k, 0] + skip, count, like)
-            g = _view(pointers[k, 1] + skip, count, like)
-            s0 = _view(pointers[k, 2] + skip, count, like)
-            s1 = _view(pointers[k, 3] + skip, count, like)
-            s2 = _view(pointers[k, 4] + skip, count, like)
+            p = array_at(pointers[k, 0] + skip, count, like)
+            g = array_at(pointers[k, 1] + skip, count, like)
+            s0 = array_at(pointers[k, 2] + skip, count, like)
+            s1 = array_at(pointers[k, 3] + skip, count, like)
+            s2 = array_at(pointers[k, 4] + skip, count, like)
             for i in range(count):
                 x0 = s0[i] if a0 else zero
                 x1 = s1[i] if a1 else zero

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, types
+from numba import carray, njit, types
 from numba.extending import intrinsic
 
 WORD = ctypes.sizeof(ctypes.c_void_p)
@@ -42,6 +42,13 @@ def address_as_pointer(typingctx, address, like):
         return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
 
     return signature, codegen
+
+
+@njit(inline="always")
+def array_at(address, count, like):
+    """The ``count`` elements of ``like``'s dtype at ``address``, as a 1-d array (Numba only;
+    no copy: the caller keeps the memory alive)."""
+    return carray(address_as_pointer(address, like), count)
 
 
 class Offsets(NamedTuple):
