@@ -7,6 +7,7 @@ import io
 import math
 import os
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -103,6 +104,24 @@ def _run(optimizer, network, accuracy, ratios, finding="vanishing", status="fini
                target_accuracy=0.9, wall_s=1.0, finding=finding,
                message="vanishing gradients: layer 1's gradient norm is 0.001 times layer 3's",
                layers=rows, epochs=[])
+
+
+def test_runs_of_different_tasks_are_concluded_apart():
+    runs = [replace(_run("Adam", "CNN relu", 0.98, [1e-3, 1e-3, 1e-3]), task="cnn-digits"),
+            replace(_run("SGD", "CNN relu", 0.50, [1e-3, 1e-3, 1e-3]), task="cnn-digits"),
+            replace(_run("Adam", "3x256 MLP relu", 0.63, [1e-3, 1e-3, 1e-3]), task="mlp-mnist1d"),
+            replace(_run("Adam", "3x256 MLP sigmoid", 0.39, [1e-3, 1e-3, 1e-3]), task="mlp-mnist1d")]
+    paragraphs = conclude(Results("f", runs, 0, 0))
+    by_task = {task: [p for p in paragraphs if p.startswith(f"{task}: ")]
+               for task in ("cnn-digits", "mlp-mnist1d")}
+    assert sum(map(len, by_task.values())) == len(paragraphs)  # every paragraph names its task
+    assert by_task["cnn-digits"][-1].endswith(
+        "Best run overall: Adam | CNN relu, 98.0% test accuracy (1.0 s).")
+    assert by_task["mlp-mnist1d"][-1].endswith(
+        "Best run overall: Adam | 3x256 MLP relu, 63.0% test accuracy (1.0 s).")
+    # the MNIST-1D networks are compared with each other, never with the CNN's 98 %
+    assert any("best run on the 3x256 MLP" in p for p in by_task["mlp-mnist1d"])
+    assert not any("CNN" in p for p in by_task["mlp-mnist1d"])
 
 
 def test_the_conclusion_is_written_from_the_numbers():

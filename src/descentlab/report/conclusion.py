@@ -7,6 +7,10 @@ updates to layer 1 were, relative to its weights, compared with the output layer
 networks it compares the remedies: each network's best run against the best run on the
 network with vanishing gradients.
 
+Runs of different tasks (the torch lab's: a CNN on digits, an MLP on MNIST-1D, recurrent
+networks on the adding problem) are never compared with each other: each task gets its own
+paragraphs, named after it.
+
 Every sentence is built from numbers in the store; nothing is assumed about which optimizer or
 remedy ought to win.
 """
@@ -100,6 +104,18 @@ def conclude(results: Results) -> list[str]:
     runs = list(results.runs)
     if not runs:
         return ["The store holds no finished runs yet."]
+    tasks: dict[str, list[Run]] = {}
+    for run in runs:
+        tasks.setdefault(run.task, []).append(run)
+    if len(tasks) == 1:
+        return _conclude(runs)
+    # different data and losses: each task's runs are judged among themselves
+    return [f"{task or 'NumPy lab'}: {paragraph}" for task, task_runs in tasks.items()
+            for paragraph in _conclude(task_runs)]
+
+
+def _conclude(runs: list[Run]) -> list[str]:
+    """The conclusion on runs of one task."""
     if all(not math.isfinite(r.test_accuracy) for r in runs):
         ranked = sorted(runs, key=lambda r: r.test_loss if math.isfinite(r.test_loss)
                         else math.inf)

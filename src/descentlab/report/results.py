@@ -41,6 +41,9 @@ class Run:
     layers: list[dict[str, Any]] = field(default_factory=list)
     modules: list[dict[str, Any]] = field(default_factory=list)  # a torch model's monitor
     timesteps: list[dict[str, Any]] = field(default_factory=list)  # a recurrent network's
+    # the torch lab's task (its data and loss, e.g. "cnn-digits"); "" for the NumPy lab, whose
+    # studies all share one dataset
+    task: str = ""
 
     @property
     def label(self) -> str:
@@ -184,7 +187,8 @@ def read(store: Store) -> Results:
             target_accuracy=train.get("target_accuracy"), wall_s=_num(row["wall_s"]),
             finding=row["finding"] or "", message=row["message"] or "",
             epochs=store.epochs(row["id"]), layers=store.layers(row["id"]),
-            modules=store.modules(row["id"]), timesteps=store.timesteps(row["id"])))
+            modules=store.modules(row["id"]), timesteps=store.timesteps(row["id"]),
+            task=str(config.get("task", ""))))
     return Results(str(store.folder), finals, searches, unfinished, read_sweeps(store),
                    monitored)
 
