@@ -107,10 +107,11 @@ def _run(optimizer, network, accuracy, ratios, finding="vanishing", status="fini
 
 
 def test_runs_of_different_tasks_are_concluded_apart():
-    runs = [replace(_run("Adam", "CNN relu", 0.98, [1e-3, 1e-3, 1e-3]), task="cnn-digits"),
-            replace(_run("SGD", "CNN relu", 0.50, [1e-3, 1e-3, 1e-3]), task="cnn-digits"),
-            replace(_run("Adam", "3x256 MLP relu", 0.63, [1e-3, 1e-3, 1e-3]), task="mlp-mnist1d"),
-            replace(_run("Adam", "3x256 MLP sigmoid", 0.39, [1e-3, 1e-3, 1e-3]), task="mlp-mnist1d")]
+    ratios = [1e-3, 1e-3, 1e-3]
+    runs = [replace(_run("Adam", "CNN relu", 0.98, ratios), task="cnn-digits"),
+            replace(_run("SGD", "CNN relu", 0.50, ratios), task="cnn-digits"),
+            replace(_run("Adam", "3x256 MLP relu", 0.63, ratios), task="mlp-mnist1d"),
+            replace(_run("Adam", "3x256 MLP sigmoid", 0.39, ratios), task="mlp-mnist1d")]
     paragraphs = conclude(Results("f", runs, 0, 0))
     by_task = {task: [p for p in paragraphs if p.startswith(f"{task}: ")]
                for task in ("cnn-digits", "mlp-mnist1d")}
