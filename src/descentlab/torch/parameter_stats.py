@@ -75,34 +75,26 @@ def _members(blocks, partial, totals):
         totals[blocks[b, 0]] += partial[b, :totals.shape[1]]
 
 
-# ``_before`` and ``_after`` on one thread and on all: the pass's arguments are
-# (pointers, copies, blocks, like, partial, totals); ``reassoc`` lets the sums vectorise (their
-# order changes, not their precision: float64 accumulators)
+# a pass (before the step: ``_before_block``; after it: ``_after_block``) on one thread and on
+# all; ``reassoc`` lets the sums vectorise (their order changes, not their precision: float64
+# accumulators)
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _before_serial(pointers, copies, blocks, like, partial, totals):
+def _serial(before, pointers, copies, blocks, like, partial, totals):
     for b in range(blocks.shape[0]):
-        _before_block(b, pointers, copies, blocks, like, partial)
+        if before:
+            _before_block(b, pointers, copies, blocks, like, partial)
+        else:
+            _after_block(b, pointers, copies, blocks, like, partial)
     _members(blocks, partial, totals)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _before_parallel(pointers, copies, blocks, like, partial, totals):
+def _parallel(before, pointers, copies, blocks, like, partial, totals):
     for b in numba.prange(blocks.shape[0]):
-        _before_block(b, pointers, copies, blocks, like, partial)
-    _members(blocks, partial, totals)
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _after_serial(pointers, copies, blocks, like, partial, totals):
-    for b in range(blocks.shape[0]):
-        _after_block(b, pointers, copies, blocks, like, partial)
-    _members(blocks, partial, totals)
-
-
-@numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _after_parallel(pointers, copies, blocks, like, partial, totals):
-    for b in numba.prange(blocks.shape[0]):
-        _after_block(b, pointers, copies, blocks, like, partial)
+        if before:
+            _before_block(b, pointers, copies, blocks, like, partial)
+        else:
+            _after_block(b, pointers, copies, blocks, like, partial)
     _members(blocks, partial, totals)
 
 
@@ -129,9 +121,8 @@ class _Layout(NamedTuple):
 
     def run(self, before: bool, pointers: np.ndarray, totals: np.ndarray) -> None:
         """One pass (``before`` or after the step) over the members at ``pointers``."""
-        passes = ((_before_parallel if self.parallel else _before_serial) if before
-                  else (_after_parallel if self.parallel else _after_serial))
-        passes(pointers, self.copies, self.blocks, self.like, self.partial, totals)
+        (_parallel if self.parallel else _serial)(before, pointers, self.copies, self.blocks,
+                                                  self.like, self.partial, totals)
 
 
 def _compilable(p: torch.Tensor) -> bool:
