@@ -165,7 +165,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("model_class, name, kwargs", _float32_cases())
+@pytest.mark.parametrize("model_class, name, kwargs", list(_float32_cases()))
 def test_float32_trajectory_equals_torch_optim(model_class, name, kwargs, one_thread):
     ours, theirs, _ = side_by_side(model_class, name, kwargs, torch.float32)
     err = relative_error(ours, theirs)
