@@ -155,13 +155,8 @@ def run_study(study: Study, splits: Splits, store: Store | None = None,
                               study.seed, store, study.name)
             run_id = None
             if store is not None:
-                run_id = store.start_run(
-                    study.name, label,
-                    {"role": "final", "optimizer": asdict(choice), "lr": found.lr,
-                     # JSON has no NaN: a diverged search run is null
-                     "lr_search": [[v if math.isfinite(v) else None for v in t]
-                                   for t in found.tried],
-                     "network": spec.as_dict(), "train": asdict(config)})
+                run_id = store.start_run(study.name, label, final_config(
+                    choice, found, spec.as_dict(), asdict(config)))
             if bar is not None:
                 bar.update(task, description=f"{label}: lr {found.lr:g}")
             net = MLP(spec, study.seed)
@@ -175,6 +170,16 @@ def run_study(study: Study, splits: Splits, store: Store | None = None,
         if bar is not None:
             bar.stop()
     return runs
+
+
+def final_config(choice: OptimizerChoice, found: Choice, network: dict[str, Any],
+                 train: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A final run's configuration in the store (the report reads it): its optimizer, the
+    rate the search chose and what it tried, its network and training settings."""
+    return {"role": "final", **extra, "optimizer": asdict(choice), "lr": found.lr,
+            # JSON has no NaN: a diverged search run is null
+            "lr_search": [[v if math.isfinite(v) else None for v in t] for t in found.tried],
+            "network": network, "train": train}
 
 
 def describe(spec: MLPSpec) -> str:

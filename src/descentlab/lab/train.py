@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,7 +61,9 @@ class RunResult:
                   stats: list[LayerStats], target: float | None, store: Store | None,
                   run_id: int | None, elapsed_s: float) -> None:
         """Record a finished epoch (and whether it reached ``target`` accuracy first), in
-        the result and in ``store`` (if any)."""
+        the result and in ``store`` (if any); a non-finite validation loss is a divergence."""
+        if not math.isfinite(val_loss):
+            self.status = "diverged"
         self.train_loss.append(train_loss)
         self.val_loss.append(val_loss)
         self.val_accuracy.append(val_accuracy)
@@ -79,8 +82,13 @@ class RunResult:
         if store is not None:
             store.add_epoch(run_id, epoch, math.nan, math.nan, math.nan, elapsed_s, [])
 
-    def finish(self, store: Store | None, run_id: int | None) -> None:
-        """Complete the run's row in ``store`` (if any) with this result."""
+    def finish(self, wall_s: float, test: Callable[[], tuple[float, float]],
+               store: Store | None, run_id: int | None) -> None:
+        """Complete the run: its time, its test loss and accuracy (``test()``, skipped after a
+        divergence) and its row in ``store`` (if any)."""
+        self.wall_s = wall_s
+        if not self.diverged:
+            self.test_loss, self.test_accuracy = test()
         if store is not None:
             store.finish_run(run_id, self.status, wall_s=self.wall_s, epochs=self.epochs,
                              test_loss=self.test_loss, test_accuracy=self.test_accuracy,
@@ -148,8 +156,6 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
                     break
                 stats = layer_stats(net, list(sums / steps), updates)
                 val_loss, val_acc = evaluate(net, val.x, val.y)
-                if not math.isfinite(val_loss):
-                    result.status = "diverged"
                 result.add_epoch(epoch, float(np.mean(losses)), val_loss, val_acc, stats,
                                  config.target_accuracy, store, run_id,
                                  time.perf_counter() - start)
@@ -161,10 +167,8 @@ def train(net: MLP, optimizer, splits: Splits, config: TrainConfig = TrainConfig
         finally:
             end_progress(bar, task, own)
 
-    result.wall_s = time.perf_counter() - start
-    if not result.diverged:
-        result.test_loss, result.test_accuracy = evaluate(net, splits.test.x, splits.test.y)
-    result.finish(store, run_id)
+    result.finish(time.perf_counter() - start,
+                  lambda: evaluate(net, splits.test.x, splits.test.y), store, run_id)
     return result
 
 

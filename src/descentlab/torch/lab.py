@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..lab.diagnostics import LayerStats, detect
-from ..lab.study import Choice, OptimizerChoice, pick
+from ..lab.study import Choice, OptimizerChoice, final_config, pick
 from ..lab.train import RunResult, end_progress, progress_bar
 from .models import ADDING_CHANCE, ADDING_TOLERANCE, MLP, Recurrent, SmallCNN, adding_problem
 from .monitor import GradientMonitor, _norm, grad_norms, parameter_modules
@@ -264,8 +264,6 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
             records = monitor.records[first_record:] if monitor else []
             stats = _layer_stats(names, norms, records, model) if records else []
             val_loss, val_acc = evaluate(model, data, "validation")
-            if not math.isfinite(val_loss):
-                result.status = "diverged"
             result.add_epoch(epoch, float(np.mean(losses)), val_loss, val_acc, stats, target,
                              store, run_id, time.perf_counter() - start)
             if store is not None and recurrent and not result.diverged:
@@ -279,10 +277,8 @@ def train(model: torch.nn.Module, optimizer, data: TensorSplits, *, epochs: int,
         if monitor is not None:
             monitor.close()
         end_progress(bar, task, own)
-    result.wall_s = time.perf_counter() - start
-    if not result.diverged:
-        result.test_loss, result.test_accuracy = evaluate(model, data, "test")
-    result.finish(store, run_id)
+    result.finish(time.perf_counter() - start, lambda: evaluate(model, data, "test"), store,
+                  run_id)
     return result
 
 
@@ -389,15 +385,11 @@ def run(study: TorchStudy, store=None, progress: bool = False) -> list[RunResult
                 chosen = found[key]
                 run_id = None
                 if store is not None:
-                    run_id = store.start_run(study.name, label, {
-                        "role": "final", "backend": "torch", "task": study.task,
-                        "optimizer": asdict(choice), "lr": chosen.lr,
-                        "lr_search": [[v if math.isfinite(v) else None for v in t]
-                                      for t in chosen.tried],
-                        "network": {**network.spec, "description": network.description},
-                        "train": {**settings, "batch_size": None if choice.batch_size is None
-                                  else settings["batch_size"],
-                                  "target_accuracy": study.target}})
+                    run_id = store.start_run(study.name, label, final_config(
+                        choice, chosen, {**network.spec, "description": network.description},
+                        {**settings, "batch_size": None if choice.batch_size is None
+                         else settings["batch_size"], "target_accuracy": study.target},
+                        backend="torch", task=study.task))
                 torch.manual_seed(study.seed)
                 model = network.build()
                 if bar is not None:

@@ -32,7 +32,8 @@ from .torch_math import step_tensors
 # torch.optim's implementation flags: which values mean something here
 _FLAG_DEFAULTS = {"foreach": None, "fused": None, "capturable": False, "differentiable": False}
 EXECUTORS = ("auto", "fused", "torch")
-_NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+# the dtypes descentlab.torch steps (and the monitor's compiled passes read), as NumPy's
+NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -170,7 +171,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             model = _ScalarState(dict(zip(rule.scalars, scalars, strict=True)), kept)
             model.update({name: True for name, here in zip(active, present, strict=True)
                           if here})
-            h = rule.coefficients(group, model, scalar_type(group, _NUMPY_DTYPES[dtype]))
+            h = rule.coefficients(group, model, scalar_type(group, NUMPY_DTYPES[dtype]))
             for p in params:
                 state = self.state[p]
                 self._create_state(state, p, group)
@@ -236,7 +237,7 @@ def _as_number(value: Any) -> Any:
 def _check_parameter(p: Any, where: str) -> None:
     if not isinstance(p, torch.Tensor):
         raise TypeError(f"{where} is a {type(p).__name__}, not a torch.Tensor")
-    if p.dtype not in _NUMPY_DTYPES:
+    if p.dtype not in NUMPY_DTYPES:
         raise TypeError(f"{where} has dtype {p.dtype}; descentlab.torch supports torch.float32 "
                         "and torch.float64")
     if p.is_sparse:
@@ -255,7 +256,7 @@ def _check_gradient(p: torch.Tensor, group: dict[str, Any], number: int, index: 
         raise ValueError(f"{_name(group, number, index)}: its gradient has shape "
                          f"{tuple(g.shape)}, dtype {g.dtype} on {g.device}; the parameter has "
                          f"{tuple(p.shape)}, {p.dtype} on {p.device}")
-    if p.dtype not in _NUMPY_DTYPES:  # changed since the optimizer was made
+    if p.dtype not in NUMPY_DTYPES:  # changed since the optimizer was made
         _check_parameter(p, _name(group, number, index))
 
 

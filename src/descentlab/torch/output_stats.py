@@ -29,6 +29,7 @@ import torch
 
 from ..nn.activations import SATURATION
 from ..optim.executors.ndarray_fields import array_at
+from .optimizers import NUMPY_DTYPES
 
 # what an output's inactive entries are, by the module that made it
 PLAIN, SIGMOID, TANH, RECTIFIER = 0, 1, 2, 3
@@ -38,7 +39,6 @@ _PEAKS = {SIGMOID: 0.25, TANH: 1.0}
 _RECTIFIERS = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU,
                torch.nn.ELU, torch.nn.SELU, torch.nn.CELU, torch.nn.GELU, torch.nn.SiLU,
                torch.nn.Mish)
-_COMPILED = {torch.float32: np.float32, torch.float64: np.float64}
 
 # per output: element count, mean, variance, inactive fraction (NaN for PLAIN), non-finite count
 Stats = tuple[int, float, float, float, int]
@@ -117,7 +117,7 @@ def _measure(outputs, constants, out):
 
 # per compiled dtype, ``_measure``'s constants in it
 _CONSTANTS = {dtype: np.array([1.0, SATURATION * _PEAKS[SIGMOID], SATURATION * _PEAKS[TANH]],
-                              numpy_dtype) for dtype, numpy_dtype in _COMPILED.items()}
+                              numpy_dtype) for dtype, numpy_dtype in NUMPY_DTYPES.items()}
 
 
 def _compiled(kinds: list[int], outputs: list[torch.Tensor], dtype: torch.dtype) -> list[Stats]:
@@ -161,7 +161,7 @@ def output_stats(kinds: list[int], outputs: list[torch.Tensor]) -> list[Stats]:
     for i, y in enumerate(outputs):
         if y.numel() == 0:
             stats[i] = (0, math.nan, math.nan, math.nan, 0)
-        elif y.is_cpu and y.dtype in _COMPILED and y.is_contiguous():
+        elif y.is_cpu and y.dtype in NUMPY_DTYPES and y.is_contiguous():
             groups.setdefault(y.dtype, []).append(i)
         else:
             groups.setdefault(None, []).append(i)

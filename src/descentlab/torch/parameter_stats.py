@@ -22,9 +22,7 @@ import torch
 
 from ..optim.executors.fused import cut
 from ..optim.executors.ndarray_fields import array_at
-
-_COMPILED = {torch.float32: np.float32, torch.float64: np.float64}
-
+from .optimizers import NUMPY_DTYPES
 
 # below this many elements in all, the passes run on one thread: waking the others cost more
 # than they saved (measured: 58 against 38 µs for the 3x256 MLP's 145k, 130 against 101 µs for
@@ -113,7 +111,7 @@ class _Layout(NamedTuple):
     @classmethod
     def of(cls, sizes: tuple[int, ...], dtype: torch.dtype) -> _Layout:
         counts = np.array(sizes, np.int64)
-        buffer = np.empty(int(counts.sum()), _COMPILED[dtype])
+        buffer = np.empty(int(counts.sum()), NUMPY_DTYPES[dtype])
         blocks = cut(counts)
         return cls(sizes, blocks, buffer,
                    buffer.ctypes.data + (np.cumsum(counts) - counts) * buffer.itemsize,
@@ -127,7 +125,7 @@ class _Layout(NamedTuple):
 
 def _compilable(p: torch.Tensor) -> bool:
     g = p.grad
-    return (p.is_cpu and p.dtype in _COMPILED and p.is_contiguous()
+    return (p.is_cpu and p.dtype in NUMPY_DTYPES and p.is_contiguous()
             and (g is None or (g.is_cpu and g.dtype == p.dtype and g.is_contiguous())))
 
 
