@@ -288,7 +288,7 @@ def test_a_second_process_loads_kernels_from_the_cache(tmp_path):
         "import numpy as np, descentlab.optim as o\n"
         "from descentlab.optim.executors import kernels\n"
         "p = np.ones(3, np.float32); o.Adamax([p]).step([np.ones(3, np.float32)])\n"
-        "(k,) = kernels._KERNELS.values()\n"
+        "((k, _),) = kernels._KERNELS.values()\n"
         "print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))\n"
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}

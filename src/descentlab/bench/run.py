@@ -165,6 +165,9 @@ def _machine(threads: int, torch) -> dict[str, Any]:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    face_threads = None
+    if torch is not None:
+        from ..torch.torch_threads import DESCRIPTION as face_threads
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -173,6 +176,7 @@ def _machine(threads: int, torch) -> dict[str, Any]:
         "numpy": np.__version__,
         "numba": numba.__version__,
         "torch": torch.__version__ if torch is not None else None,
+        "torch_face_threads": face_threads,  # where descentlab.torch's kernels run
     }
 
 
@@ -200,7 +204,8 @@ def render(result: dict[str, Any]):
                 f"{count} arrays of {small:,} elements against one of {count * small:,}. "
                 "torch/ours: torch.optim's time over descentlab's (above 1: descentlab faster); "
                 "descentlab.torch: the same kernels behind torch.optim's interface, on torch "
-                "tensors; torch/face: torch.optim's best over it.",
+                f"tensors (run on {m.get('torch_face_threads') or 'no torch here'}); "
+                "torch/face: torch.optim's best over it.",
     )
     has_torch = any("torch_ms" in r for r in result["rows"])
     for name in ("optimizer", "first call", "B/elem", "ms", "GB/s", "% floor", "many/one"):

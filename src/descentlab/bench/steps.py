@@ -22,10 +22,12 @@ class Timing:
 
 
 # Before each timed call the benchmark pauses this long. Thread pools keep spinning for a
-# while after their parallel region ends (torch's OpenMP workers for up to a millisecond or
-# so, measured here): a step started right after a torch step shares the cores with them and
-# took 0.5-1 ms longer. The pause lets every call start on quiet cores, whichever ran before.
-SETTLE_S = 0.002
+# while after their parallel region ends (torch's GNU OpenMP workers for 2-5 ms on this
+# project's 2-core VM): a Numba-pool step started inside that window shares the cores with
+# them and took up to 3 ms longer (15.6 against 12.6 ms for a 2^25 SGD step). The pause lets
+# every call start on quiet cores, whichever ran before. (descentlab.torch avoids the window
+# itself by running on torch's threads: torch/torch_threads.py.)
+SETTLE_S = 0.01
 
 
 def interleaved(steps: dict[str, Step | None], repeats: int,

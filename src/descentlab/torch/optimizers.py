@@ -23,11 +23,12 @@ import torch
 
 from .. import optim as _optim
 from ..optim import conventions
-from ..optim.executors import make_executor
+from ..optim.executors.fused import Fused
 from ..optim.optimizer import check_hyperparameters
 from ..optim.rules import Rule
 from ..optim.rules._base import scalar_type
 from .torch_math import step_tensors
+from .torch_threads import torch_launch
 
 # torch.optim's implementation flags: which values mean something here
 _FLAG_DEFAULTS = {"foreach": None, "fused": None, "capturable": False, "differentiable": False}
@@ -74,7 +75,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             raise ValueError(f"Invalid executor value: {executor!r} (executor must be one of "
                              f"{', '.join(map(repr, EXECUTORS))})")
         self.executor = executor
-        self._fused = make_executor("fused")
+        self._fused = Fused(launch=torch_launch())
         self._views: dict[int, tuple[torch.Tensor, int, np.ndarray]] = {}
         super().__init__(params, defaults)
         if self.rule.eager:  # torch's Adagrad creates its state with the optimizer

@@ -8,7 +8,8 @@ What it does per call, and why it is cheap for many small arrays:
    blocks. The plan holds references to the arrays, so their memory stays theirs.
 2. The gradients are new arrays at every step: their data addresses are read in one vectorised
    call (``ndarray_fields.data_addresses``).
-3. One kernel call per dtype steps every fused member.
+3. One kernel call per dtype steps every fused member, on Numba's thread pool, or on the pool
+   of a ``launch`` the owner gave (descentlab.torch runs it on torch's own OpenMP threads).
 
 A member whose parameter, gradient or state is not C-contiguous (a transposed or strided view)
 is stepped by the array-wise reference instead: the result is the same, only slower. So is a
@@ -22,7 +23,7 @@ dtype.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -42,7 +43,7 @@ _LAUNCH = threading.Lock()
 
 
 @dataclass
-class _Part:
+class Part:
     """The fusable members of one dtype."""
 
     dtype: np.dtype
@@ -58,7 +59,7 @@ class _Part:
 class _Plan:
     params: list[np.ndarray]
     columns: list[list[np.ndarray] | None]  # as in ``Fused.run``
-    parts: list[_Part]
+    parts: list[Part]
     slow: list[int]  # members stepped array-wise (not contiguous)
     ids: list[np.ndarray | None]  # ``object_ids`` of params and of each column
 
@@ -76,13 +77,28 @@ class _Plan:
         return True
 
 
+def numba_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
+    """Step ``blocks`` of ``part`` on Numba's thread pool (``h`` already in the part's dtype)."""
+    kernel = kernel_for(rule, part.active)
+    with _LAUNCH:
+        kernel(part.pointers, blocks, h, part.like)
+
+
+Launch = Callable[[Rule, Part, np.ndarray, NamedTuple], None]
+
+
 class Fused:
-    """Steps a batch of parameters with one compiled kernel call per dtype."""
+    """Steps a batch of parameters with one compiled kernel call per dtype.
+
+    Args:
+        launch: runs a part's kernel over its blocks (the default: :func:`numba_launch`).
+    """
 
     name = "fused"
 
-    def __init__(self) -> None:
+    def __init__(self, launch: Launch = numba_launch) -> None:
         self._plans: dict[Hashable, _Plan] = {}
+        self._launch = launch
 
     def forget(self) -> None:
         """Drop every plan (and the references to arrays it holds)."""
@@ -107,28 +123,27 @@ class Fused:
         if not contiguous.all():
             slow = sorted({*slow, *np.flatnonzero(~contiguous).tolist()})
         for part in plan.parts:
-            _run_part(rule, part, h, addresses, contiguous)
+            self._run_part(rule, part, h, addresses, contiguous)
         for i in slow:
             step_member(rule, h, params, grads, columns, i)
 
-
-def _run_part(rule, part: _Part, h, addresses: np.ndarray, contiguous: np.ndarray) -> None:
-    """Step ``part``'s members, whose gradients' data addresses are in ``addresses`` (indexed
-    like the batch); members with a non-contiguous gradient are left to the caller."""
-    blocks = part.blocks
-    if part.everyone:
-        part.pointers[:, 1] = addresses
-        rows = contiguous
-    else:
-        part.pointers[:, 1] = addresses[part.members]
-        rows = contiguous[part.members]
-    if not rows.all():
-        blocks = blocks[rows[blocks[:, 0]]]
-    if len(blocks) == 0:
-        return
-    kernel = kernel_for(rule, part.active)
-    with _LAUNCH:
-        kernel(part.pointers, blocks, coefficients_as(h, part.dtype), part.like)
+    def _run_part(self, rule, part: Part, h, addresses: np.ndarray,
+                  contiguous: np.ndarray) -> None:
+        """Step ``part``'s members, whose gradients' data addresses are in ``addresses``
+        (indexed like the batch); members with a non-contiguous gradient are left to the
+        caller."""
+        blocks = part.blocks
+        if part.everyone:
+            part.pointers[:, 1] = addresses
+            rows = contiguous
+        else:
+            part.pointers[:, 1] = addresses[part.members]
+            rows = contiguous[part.members]
+        if not rows.all():
+            blocks = blocks[rows[blocks[:, 0]]]
+        if len(blocks) == 0:
+            return
+        self._launch(rule, part, blocks, coefficients_as(h, part.dtype))
 
 
 def _make_plan(params, columns) -> _Plan:
@@ -153,7 +168,7 @@ def _make_plan(params, columns) -> _Plan:
             state = [c[i].ctypes.data if c is not None else here for c in columns]
             pointers[row] = [here, here, *state, *[here] * (COLUMNS - 2 - len(state))]
         sizes = np.array([params[i].size for i in members], np.int64)
-        parts.append(_Part(
+        parts.append(Part(
             dtype=np.dtype(dtype),
             members=np.array(members, np.intp),
             pointers=pointers,

@@ -43,54 +43,79 @@ for _function in ELEMENTWISE:
 # changes it, and with it every kernel's cache key
 _FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMENTWISE)).hexdigest()
 
-_KERNELS: dict[tuple[str, tuple[bool, ...]], Callable] = {}
+_KERNELS: dict[tuple[str, tuple[bool, ...]], tuple[Callable, Callable]] = {}
 
 
 def kernel_for(rule: Rule, active: tuple[bool, ...]) -> Callable:
-    """The kernel for ``rule`` with the state arrays flagged in ``active`` in use."""
+    """The kernel for ``rule`` with the state arrays flagged in ``active`` in use: it steps
+    every block on Numba's thread pool."""
+    return _kernels(rule, active)[0]
+
+
+def blocks_function_for(rule: Rule, active: tuple[bool, ...]) -> Callable:
+    """The same rule's serial loop ``(pointers, blocks, first, last, h, like)``, stepping blocks
+    ``first`` to ``last - 1`` on the calling thread: a jitable function, for compiled code that
+    runs on the threads of another pool."""
+    return _kernels(rule, active)[1]
+
+
+def _kernels(rule: Rule, active: tuple[bool, ...]) -> tuple[Callable, Callable]:
     key = (rule.name, active)
     if key not in _KERNELS:
-        _KERNELS[key] = _make_kernel(rule.update, len(rule.arrays), active, _FINGERPRINT)
+        _KERNELS[key] = _make_kernels(rule.update, len(rule.arrays), active, _FINGERPRINT)
     return _KERNELS[key]
 
 
-def _make_kernel(update: Callable, n: int, active: tuple[bool, ...], fingerprint: str):
+def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], fingerprint: str):
     # The closure's variables are constants to Numba: branches on them are removed at compile
-    # time, and they are part of the on-disk cache key.
+    # time, and they are part of the on-disk cache key. The helpers are jitable functions, not
+    # dispatchers: a dispatcher among a cached function's closure variables would change the
+    # cache key in every process (it pickles with a random id).
     a0, a1, a2 = (*active, False, False, False)[:MAX_ARRAYS]
+
+    def step_block(pointers, blocks, b, h, like):
+        zero = like[0]
+        k = blocks[b, 0]
+        skip = blocks[b, 1] * like.itemsize
+        count = blocks[b, 2]
+        p = array_at(pointers[k, 0] + skip, count, like)
+        g = array_at(pointers[k, 1] + skip, count, like)
+        s0 = array_at(pointers[k, 2] + skip, count, like)
+        s1 = array_at(pointers[k, 3] + skip, count, like)
+        s2 = array_at(pointers[k, 4] + skip, count, like)
+        for i in range(count):
+            x0 = s0[i] if a0 else zero
+            x1 = s1[i] if a1 else zero
+            x2 = s2[i] if a2 else zero
+            if n == 1:
+                p[i], x0 = update(p[i], g[i], x0, h)
+            elif n == 2:
+                p[i], x0, x1 = update(p[i], g[i], x0, x1, h)
+            else:
+                p[i], x0, x1, x2 = update(p[i], g[i], x0, x1, x2, h)
+            if a0:
+                s0[i] = x0
+            if a1:
+                s1[i] = x1
+            if a2:
+                s2[i] = x2
+
+    register_jitable(step_block)  # not inlined by Numba: LLVM inlines it, and vectorises
+
+    def step_blocks(pointers, blocks, first, last, h, like):
+        fingerprint  # noqa: B018 - referenced so that it is part of the cache key
+        for b in range(first, last):
+            step_block(pointers, blocks, b, h, like)
+
+    register_jitable(step_blocks)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def kernel(pointers, blocks, h, like):
-        fingerprint  # noqa: B018 - referenced so that it is part of the cache key
-        zero = like[0]
-        itemsize = like.itemsize
+        fingerprint  # noqa: B018
         for b in numba.prange(blocks.shape[0]):
-            k = blocks[b, 0]
-            skip = blocks[b, 1] * itemsize
-            count = blocks[b, 2]
-            p = array_at(pointers[k, 0] + skip, count, like)
-            g = array_at(pointers[k, 1] + skip, count, like)
-            s0 = array_at(pointers[k, 2] + skip, count, like)
-            s1 = array_at(pointers[k, 3] + skip, count, like)
-            s2 = array_at(pointers[k, 4] + skip, count, like)
-            for i in range(count):
-                x0 = s0[i] if a0 else zero
-                x1 = s1[i] if a1 else zero
-                x2 = s2[i] if a2 else zero
-                if n == 1:
-                    p[i], x0 = update(p[i], g[i], x0, h)
-                elif n == 2:
-                    p[i], x0, x1 = update(p[i], g[i], x0, x1, h)
-                else:
-                    p[i], x0, x1, x2 = update(p[i], g[i], x0, x1, x2, h)
-                if a0:
-                    s0[i] = x0
-                if a1:
-                    s1[i] = x1
-                if a2:
-                    s2[i] = x2
+            step_block(pointers, blocks, b, h, like)
 
-    return kernel
+    return kernel, step_blocks
 
 
 def coefficients_as(h, dtype: np.dtype):

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import carray, njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 WORD = ctypes.sizeof(ctypes.c_void_p)
 C_CONTIGUOUS = 0x1  # NPY_ARRAY_C_CONTIGUOUS
@@ -44,10 +44,14 @@ def address_as_pointer(typingctx, address, like):
     return signature, codegen
 
 
-@njit(inline="always")
+@register_jitable(inline="always")
 def array_at(address, count, like):
     """The ``count`` elements of ``like``'s dtype at ``address``, as a 1-d array (Numba only;
-    no copy: the caller keeps the memory alive)."""
+    no copy: the caller keeps the memory alive).
+
+    A jitable function rather than a dispatcher: the fused kernels' cache keys pickle the
+    functions they close over, with the globals those use, and a dispatcher pickles with an id
+    drawn anew in every process (each process would compile again)."""
     return carray(address_as_pointer(address, like), count)
 
 

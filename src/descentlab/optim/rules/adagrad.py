@@ -15,17 +15,15 @@ from ._base import (
     check_weight_decay,
     elementwise,
     l2_gradient,
-    root,
-    root_terms,
+    uncorrected_root,
+    uncorrected_root_terms,
     weight_decay_terms,
 )
 
 
 class AdagradCoefficients(NamedTuple):
     neg_clr: float
-    v_divisor: float  # the denominator is root(s, h), see _base.root_terms
-    eps_root: float
-    root_divisor: float
+    eps_root: float  # the denominator is uncorrected_root(s, h), see _base
     eps: float
     maximize: bool
     weight_decay: float  # coupled L2 λ (0 when decoupled)
@@ -59,7 +57,7 @@ def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state ke
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     sum = sum + g * g
-    return p + h.neg_clr * g / root(sum, h), sum
+    return p + h.neg_clr * g / uncorrected_root(sum, h), sum
 
 
 def _coefficients(group: Group, state: dict, scalar: type = float) -> AdagradCoefficients:
@@ -68,7 +66,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> AdagradCoe
     l2, decay = weight_decay_terms(group)
     return AdagradCoefficients(
         neg_clr=-clr,
-        **root_terms(float(group["eps"]), group["eps_placement"]),
+        **uncorrected_root_terms(float(group["eps"]), group["eps_placement"]),
         maximize=bool(group["maximize"]),
         weight_decay=l2,
         decay=decay,

@@ -18,8 +18,8 @@ from ._base import (
     l2_gradient,
     lerp,
     lr_scales,
-    root,
-    root_terms,
+    uncorrected_root,
+    uncorrected_root_terms,
     weight_decay_terms,
 )
 
@@ -30,9 +30,7 @@ class RMSpropCoefficients(NamedTuple):
     alpha: float
     one_minus_alpha: float
     alpha_lerp: float  # 1 − (1 − α), lerp's complement for ḡ (may differ from α in the last bit)
-    v_divisor: float  # d = root(v̄, h), see _base.root_terms
-    eps_root: float
-    root_divisor: float
+    eps_root: float  # d = uncorrected_root(v̄, h), see _base
     eps: float
     momentum: float
     centered: bool
@@ -84,7 +82,7 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
         variance = square_avg - grad_avg * grad_avg
     else:
         variance = square_avg
-    avg = root(variance, h)
+    avg = uncorrected_root(variance, h)
     # multiplying by grad_scale = 1.0 is exact: torch's rounding is kept when lr stays outside
     if h.momentum > 0:
         momentum_buffer = momentum_buffer * h.momentum + h.grad_scale * g / avg
@@ -105,7 +103,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> RMSpropCoe
         alpha=alpha,
         one_minus_alpha=1.0 - alpha,
         alpha_lerp=1.0 - (1.0 - alpha),
-        **root_terms(float(group["eps"]), group["eps_placement"]),
+        **uncorrected_root_terms(float(group["eps"]), group["eps_placement"]),
         momentum=float(group["momentum"]),
         centered=bool(group["centered"]),
         maximize=bool(group["maximize"]),

@@ -1,0 +1,103 @@
+"""descentlab.torch's fused steps on torch's own OpenMP threads (``torch/torch_threads.py``).
+
+The steps' values are checked against torch.optim in test_torch_face.py, which now runs
+through this path; here: that the path is the one in use where torch is a pip wheel on Linux,
+that it splits the work correctly for any thread count, that it is torch's runtime it talks
+to, and that its compiled functions come from Numba's cache in a second process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import descentlab.torch as dt  # noqa: E402
+from descentlab.optim.executors.fused import Fused, numba_launch  # noqa: E402
+from descentlab.torch import torch_threads  # noqa: E402
+
+OPENMP = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+@pytest.fixture
+def threads():
+    """Restores torch's thread count after a test that changes it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not (OPENMP and sys.platform.startswith("linux")),
+                    reason="torch's team is looked for where torch runs on OpenMP on Linux")
+def test_the_team_is_used_where_torch_runs_on_openmp():
+    assert torch_threads.DESCRIPTION.startswith("torch's OpenMP threads"), \
+        torch_threads.DESCRIPTION
+    assert torch_threads.torch_launch() is not numba_launch
+
+
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason="no team here")
+def test_the_runtime_found_is_the_one_torch_sets_threads_in(threads):
+    library, _ = torch_threads.find_runtime()
+    library.omp_get_max_threads.restype = ctypes.c_int
+    for count in (1, 2, 3):
+        torch.set_num_threads(count)
+        assert library.omp_get_max_threads() == count
+
+
+def _models(dtype):
+    """Parameters of awkward sizes: blocks split unevenly between threads, and fewer blocks
+    than threads (one small parameter alone)."""
+    torch.manual_seed(0)
+    sizes = [(3, 5), (70001,), (1,), (40000, 2), (33,)]
+    first = [torch.nn.Parameter(torch.randn(s, dtype=dtype)) for s in sizes]
+    return first, [torch.nn.Parameter(p.detach().clone()) for p in first]
+
+
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason="no team here")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01}),
+    ("RMSprop", {"centered": True, "momentum": 0.5}),
+    ("Adam", {"amsgrad": True, "weight_decay": 0.1}),
+    ("Adadelta", {}),
+    ("Lion", {}),
+])
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_a_team_of_any_size_steps_as_numbas_pool_does(threads, dtype, name, kwargs, count):
+    torch.set_num_threads(count)
+    on_team, on_numba = _models(dtype)
+    first = dt.OPTIMIZERS[name](on_team, **kwargs)
+    second = dt.OPTIMIZERS[name](on_numba, **kwargs)
+    second._fused = Fused(launch=numba_launch)
+    start = [p.detach().clone() for p in on_team]
+    for step in range(4):
+        for a, b in zip(on_team, on_numba, strict=True):
+            a.grad = torch.sin(a.detach() * (step + 1))
+            b.grad = a.grad.clone()
+        first.step()
+        second.step()
+    for a, b in zip(on_team, on_numba, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert all(not torch.equal(a, b) for a, b in zip(on_team, start, strict=True))
+
+
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason="no team here")
+def test_a_second_process_loads_the_team_function_from_the_cache(tmp_path):
+    script = (
+        "import torch, descentlab.torch as dt\n"
+        "from descentlab.torch import torch_threads\n"
+        "p = torch.nn.Parameter(torch.ones(3)); p.grad = torch.ones(3)\n"
+        "dt.Adamax([p]).step()\n"
+        "(compiled,) = torch_threads._TEAM._functions.values()\n"
+        "print(compiled.function.cache_hits)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert runs == [["0"], ["1"]]  # compiled and stored, then loaded
