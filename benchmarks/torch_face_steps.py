@@ -1,11 +1,12 @@
 """One optimizer step of descentlab.torch against torch.optim's fastest CPU implementation.
 
-    python benchmarks/torch_face_steps.py [--elements 33554432] [--repeats 9]
+    python benchmarks/torch_face_steps.py [--elements 33554432] [--repeats 21]
 
 One float32 parameter of ``--elements`` elements with a gradient; torch.optim runs its fused
 kernel where it has one (SGD, Adagrad, Adam, AdamW) and foreach otherwise. The two are timed
-in turns (median of ``--repeats``), so a slow spell of a shared machine hits both; the ratio
-is torch's time over descentlab's (above 1: descentlab is faster).
+in turns whose order alternates, so a slow spell of a shared machine hits both; the ratio is
+the median over the turns of torch's time over descentlab's (above 1: descentlab is faster).
+Then whole training steps (forward, backward, step) of an MLP with either optimizer.
 
 Each timed step follows a torch operation on other memory, as a step follows
 ``loss.backward()`` in training: torch's OpenMP workers are then still awake and spinning, which
@@ -15,6 +16,7 @@ is the case that matters for a library whose kernels run on another thread pool.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -32,31 +34,87 @@ def make(cls, elements: int, **kwargs):
     return cls([p], **kwargs)
 
 
+def paired(theirs, ours, repeats: int, before=None) -> tuple[float, float, float]:
+    """Median ms of ``theirs()`` and ``ours()`` and the median of their paired ratios, timed in
+    turns whose order alternates (so neither always runs second, on caches the other left)."""
+    for run in (theirs, ours):
+        for _ in range(3):
+            run()
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for repeat in range(repeats):
+        for key in ((0, 1) if repeat % 2 else (1, 0)):
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            (theirs, ours)[key]()
+            times[key].append(time.perf_counter() - start)
+    ratios = [a / b for a, b in zip(times[0], times[1], strict=True)]
+    return (float(np.median(times[0])) * 1e3, float(np.median(times[1])) * 1e3,
+            float(np.median(ratios)))
+
+
+def training_step(optimizer_class, model: torch.nn.Module, x, y, **kwargs):
+    """One forward, backward and step of ``model`` (its own copy) with ``optimizer_class``."""
+    model = copy.deepcopy(model)
+    optimizer = optimizer_class(model.parameters(), **kwargs)
+
+    def step():
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def step_only(optimizer_class, model: torch.nn.Module, **kwargs):
+    """The step of ``optimizer_class`` on a copy of ``model``'s parameters, with gradients."""
+    params = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    return optimizer_class(params, **kwargs).step
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=2**25)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args()
     print(f"float32, {args.elements} elements, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; descentlab.torch runs on {DESCRIPTION}")
     backward = torch.ones(1 << 20)  # stands for the end of a backward pass
     for name in [n for n in dt.NAMES if hasattr(torch.optim, n)]:
         best = "fused" if name in TORCH_FUSED else "foreach"
-        steps = {best: make(getattr(torch.optim, name), args.elements, **{best: True}),
-                 "descentlab": make(dt.OPTIMIZERS[name], args.elements)}
-        for optimizer in steps.values():
-            for _ in range(3):
-                optimizer.step()
-        times: dict[str, list[float]] = {key: [] for key in steps}
-        for _ in range(args.repeats):
-            for key, optimizer in steps.items():
-                backward.mul_(1.0)
-                start = time.perf_counter()
-                optimizer.step()
-                times[key].append(time.perf_counter() - start)
-        theirs, ours = (float(np.median(times[k])) * 1e3 for k in (best, "descentlab"))
+        theirs, ours, ratio = paired(
+            make(getattr(torch.optim, name), args.elements, **{best: True}).step,
+            make(dt.OPTIMIZERS[name], args.elements).step, args.repeats,
+            before=lambda: backward.mul_(1.0))
         print(f"{name:9s} torch.optim ({best:7s}) {theirs:7.1f} ms   descentlab.torch "
-              f"{ours:6.1f} ms   ratio {theirs / ours:5.2f}x", flush=True)
+              f"{ours:6.1f} ms   ratio {ratio:5.2f}x", flush=True)
+
+    # whole training steps, where a step follows backward() as it does in practice
+    torch.manual_seed(0)
+    width = 1024
+    model = torch.nn.Sequential(*[m for _ in range(4) for m in (torch.nn.Linear(width, width),
+                                                                torch.nn.Tanh())],
+                                torch.nn.Linear(width, 10))
+    x, y = torch.randn(64, width), torch.randint(0, 10, (64,))
+    count = sum(p.numel() for p in model.parameters())
+    print(f"MLP 4x{width} tanh ({count:,} parameters in {len(list(model.parameters()))} "
+          f"tensors, batch 64): the optimizer step alone, then whole training steps")
+    for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
+                         ("AdamW", {}), ("Adagrad", {})):
+        theirs, ours, ratio = paired(
+            step_only(getattr(torch.optim, name), model, fused=True, **kwargs),
+            step_only(dt.OPTIMIZERS[name], model, **kwargs), args.repeats * 5)
+        print(f"{name:9s} torch.optim (fused  ) {theirs:7.2f} ms   descentlab.torch "
+              f"{ours:6.2f} ms   ratio {ratio:5.2f}x   (step alone)", flush=True)
+    for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
+                         ("AdamW", {}), ("Adagrad", {})):
+        theirs, ours, ratio = paired(
+            training_step(getattr(torch.optim, name), model, x, y, fused=True, **kwargs),
+            training_step(dt.OPTIMIZERS[name], model, x, y, **kwargs), args.repeats)
+        print(f"{name:9s} torch.optim (fused  ) {theirs:7.1f} ms   descentlab.torch "
+              f"{ours:6.1f} ms   ratio {ratio:5.2f}x   (training step)", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +122,15 @@ def test_bench_help(capsys):
         main(["bench", "--help"])
     assert exit_info.value.code == 0
     assert "STREAM triad" in capsys.readouterr().out
+
+
+def test_first_call_tells_compiling_from_loading_the_cache(tmp_path):
+    """In a fresh process the first step compiles (empty cache) or loads (a second process)."""
+    script = ("import numpy as np\n"
+              "from descentlab.bench.configs import select\n"
+              "from descentlab.bench.steps import first_call\n"
+              "print(first_call(select(['Adamax'])[0], np.dtype(np.float32))[1])\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    kinds = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, check=True).stdout.split() for _ in range(2)]
+    assert kinds == [["compiled"], ["cache"]]
