@@ -4,7 +4,8 @@ Each class here takes the installed torch.optim class's constructor signature (t
 positional order, names and defaults, read from torch itself), plus descentlab's switches and
 ``convention=`` as keyword-only arguments. Its step runs the algorithm's one rule
 (``descentlab.optim.rules``): on CPU tensors the fused executor works on zero-copy NumPy views
-of the parameters, gradients and state; on other devices the same update function runs on the
+of the parameters, gradients and state, on torch's own OpenMP threads (``torch_threads``); on
+other devices the same update function runs on the
 tensors with torch operations (``torch_math``).
 
 State is torch.optim's: ``self.state[p]`` holds tensors under torch's keys (``step`` as a
