@@ -8,6 +8,7 @@ a broken install can never pass as green.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +28,14 @@ if os.environ.get("CI") == "true":
 def examples(n: int) -> int:
     """``n`` hypothesis examples, scaled by DESCENTLAB_HYPOTHESIS_SCALE."""
     return n * int(os.environ.get("DESCENTLAB_HYPOTHESIS_SCALE", "1"))
+
+
+def outputs_of_two_processes(script: str, cache_dir: Path) -> list[list[str]]:
+    """The words ``script`` prints in each of two fresh Python processes run one after the
+    other on the Numba cache folder ``cache_dir`` (the first fills it, the second reads it)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
+    return [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
 
 
 def require_torch():

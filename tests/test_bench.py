@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import require_torch
+from conftest import outputs_of_two_processes, require_torch
 
 from descentlab.bench.configs import CONFIGS, Config, select
 from descentlab.cli import main
@@ -130,7 +127,5 @@ def test_first_call_tells_compiling_from_loading_the_cache(tmp_path):
               "from descentlab.bench.configs import select\n"
               "from descentlab.bench.steps import first_call\n"
               "print(first_call(select(['Adamax'])[0], np.dtype(np.float32))[1])\n")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    kinds = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, check=True).stdout.split() for _ in range(2)]
+    kinds = outputs_of_two_processes(script, tmp_path)
     assert kinds == [["compiled"], ["cache"]]

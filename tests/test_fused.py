@@ -8,15 +8,12 @@ arrays and the number of threads, without allocating memory in proportion to the
 from __future__ import annotations
 
 import multiprocessing
-import os
-import subprocess
-import sys
 import tracemalloc
 
 import numba
 import numpy as np
 import pytest
-from conftest import max_relative_difference
+from conftest import max_relative_difference, outputs_of_two_processes
 from optim_cases import CASES
 from trajectories import descentlab_trajectory
 
@@ -291,9 +288,7 @@ def test_a_second_process_loads_kernels_from_the_cache(tmp_path):
         "((k, _),) = kernels._KERNELS.values()\n"
         "print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))\n"
     )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                           text=True, check=True).stdout.split() for _ in range(2)]
+    runs = outputs_of_two_processes(script, tmp_path)
     assert runs[0] == ["0", "1"], runs  # compiled and stored
     assert runs[1] == ["1", "0"], runs  # loaded
 

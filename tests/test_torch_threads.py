@@ -9,11 +9,10 @@ to, and that its compiled functions come from Numba's cache in a second process.
 from __future__ import annotations
 
 import ctypes
-import os
-import subprocess
 import sys
 
 import pytest
+from conftest import outputs_of_two_processes
 
 torch = pytest.importorskip("torch")
 
@@ -97,7 +96,5 @@ def test_a_second_process_loads_the_team_function_from_the_cache(tmp_path):
         "(compiled,) = torch_threads._TEAM._functions.values()\n"
         "print(compiled.function.cache_hits)\n"
     )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                           text=True, check=True).stdout.split() for _ in range(2)]
+    runs = outputs_of_two_processes(script, tmp_path)
     assert runs == [["0"], ["1"]]  # compiled and stored, then loaded
