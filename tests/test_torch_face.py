@@ -117,6 +117,16 @@ def side_by_side(model_class, name, kwargs, dtype, **ours):
     return train(mine, optimizer, dtype), train(reference, theirs, dtype), mine
 
 
+def twins(name, kwargs):
+    """Two equal MLPs (seed 0) and torch.optim's and descentlab's ``name`` on them, in one
+    parameter group each: (reference, mine, torch's optimizer, ours)."""
+    torch.manual_seed(0)
+    reference = MLP()
+    mine = copy.deepcopy(reference)
+    return (reference, mine, getattr(torch.optim, name)(reference.parameters(), **kwargs),
+            dt.OPTIMIZERS[name](mine.parameters(), **kwargs))
+
+
 @pytest.mark.parametrize("model_class", [MLP, CNN], ids=["mlp", "cnn"])
 @pytest.mark.parametrize("name, kwargs", CONFIGS, ids=config_ids)
 def test_float64_trajectory_equals_torch_optim(model_class, name, kwargs):
@@ -176,11 +186,7 @@ def test_float32_trajectory_equals_torch_optim(model_class, name, kwargs, one_th
 def test_float32_single_step_is_within_rounding_of_torch_optim(name, kwargs):
     """From the same parameters, state and gradients, one float32 step lands within a few
     units in the last place of torch's (the trajectories above diverge only by feedback)."""
-    torch.manual_seed(0)
-    reference = MLP()
-    mine = copy.deepcopy(reference)
-    theirs = getattr(torch.optim, name)(reference.parameters(), **kwargs)
-    optimizer = dt.OPTIMIZERS[name](mine.parameters(), **kwargs)
+    reference, mine, theirs, optimizer = twins(name, kwargs)
     train(reference, theirs, torch.float32, steps=5)
     for a, b in zip(mine.parameters(), reference.parameters(), strict=True):
         a.data.copy_(b.data)
@@ -221,11 +227,7 @@ def _state_keys(optimizer):
 
 @pytest.mark.parametrize("name, kwargs", CONFIGS, ids=config_ids)
 def test_state_holds_torch_optims_keys_and_types(name, kwargs):
-    torch.manual_seed(0)
-    reference = MLP()
-    mine = copy.deepcopy(reference)
-    theirs = getattr(torch.optim, name)(reference.parameters(), **kwargs)
-    optimizer = dt.OPTIMIZERS[name](mine.parameters(), **kwargs)
+    reference, mine, theirs, optimizer = twins(name, kwargs)
     train(reference, theirs, torch.float32, steps=3)
     train(mine, optimizer, torch.float32, steps=3)
     assert _state_keys(optimizer) == _state_keys(theirs)

@@ -21,6 +21,8 @@ from descentlab.optim.executors.fused import Fused, numba_launch  # noqa: E402
 from descentlab.torch import torch_threads  # noqa: E402
 
 OPENMP = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+# where the team is expected (OpenMP on Linux) and missing, the first test fails instead
+NO_TEAM = f"no team of torch's threads in this install: {torch_threads.DESCRIPTION}"
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def test_the_team_is_used_where_torch_runs_on_openmp():
     assert torch_threads.torch_launch() is not numba_launch
 
 
-@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason="no team here")
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
 def test_the_runtime_found_is_the_one_torch_sets_threads_in(threads):
     library, _ = torch_threads.find_runtime()
     library.omp_get_max_threads.restype = ctypes.c_int
@@ -57,7 +59,7 @@ def _models(dtype):
     return first, [torch.nn.Parameter(p.detach().clone()) for p in first]
 
 
-@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason="no team here")
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name, kwargs", [
     ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
@@ -86,7 +88,7 @@ def test_a_team_of_any_size_steps_as_numbas_pool_does(threads, dtype, name, kwar
     assert all(not torch.equal(a, b) for a, b in zip(on_team, start, strict=True))
 
 
-@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason="no team here")
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
 def test_a_second_process_loads_the_team_function_from_the_cache(tmp_path):
     script = (
         "import torch, descentlab.torch as dt\n"
