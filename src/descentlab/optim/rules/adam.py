@@ -39,9 +39,9 @@ class AdamCoefficients(NamedTuple):
     beta2: float
     one_minus_beta2: float
     # the denominator √v̂ + ε is ``root(v, h)``, with ε where eps_placement puts it
-    v_divisor: float
+    divide_first: bool
+    divisor: float
     eps_root: float
-    root_divisor: float
     eps: float
     amsgrad: bool
     max_divisor: float  # v_max ← max(v_max, v / max_divisor): 1, or 1 − β₂ᵗ for "v_hat"

@@ -31,9 +31,9 @@ class NAdamCoefficients(NamedTuple):
     beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
     beta2: float
     one_minus_beta2: float
-    v_divisor: float  # d = root(v, h), see _base.root_terms
+    divide_first: bool  # d = root(v, h), see _base.root_terms
+    divisor: float
     eps_root: float
-    root_divisor: float
     eps: float
     maximize: bool
     l2: float

@@ -34,9 +34,9 @@ class RAdamCoefficients(NamedTuple):
     adaptive_numerator: float  # √(1 − β₂ᵗ) for "hat" (torch), else 1
     rectify: bool  # ρ_t > rectify_threshold
     rect: float  # r_t
-    v_divisor: float  # the adaptive lr is adaptive_numerator / root(v, h)
+    divide_first: bool  # the adaptive lr is adaptive_numerator / root(v, h)
+    divisor: float
     eps_root: float
-    root_divisor: float
     eps: float
     maximize: bool
     l2: float
