@@ -28,6 +28,7 @@ from ..optim.executors.fused import Fused
 from ..optim.optimizer import check_hyperparameters
 from ..optim.rules import Rule
 from ..optim.rules._base import scalar_type
+from .step_plan import StepPlan
 from .torch_math import step_tensors
 from .torch_threads import torch_launch
 
@@ -76,13 +77,18 @@ class TorchOptimizer(torch.optim.Optimizer):
             raise ValueError(f"Invalid executor value: {executor!r} (executor must be one of "
                              f"{', '.join(map(repr, EXECUTORS))})")
         self.executor = executor
-        self._fused = Fused(launch=torch_launch())
-        self._views: dict[int, tuple[torch.Tensor, int, np.ndarray]] = {}
+        self._start_executor()
         super().__init__(params, defaults)
         if self.rule.eager:  # torch's Adagrad creates its state with the optimizer
             for group in self.param_groups:
                 for p in group["params"]:
                     self._create_state(self.state[p], p, group)
+
+    def _start_executor(self) -> None:
+        """The fused executor and what it keeps between steps (none of it is saved)."""
+        self._fused = Fused(launch=torch_launch())
+        self._views: dict[int, tuple[torch.Tensor, int, np.ndarray]] = {}
+        self._plans: dict[int, StepPlan] = {}  # param group number -> its step plan
 
     # -- construction ------------------------------------------------------------------------
 
@@ -108,9 +114,17 @@ class TorchOptimizer(torch.optim.Optimizer):
             if flag in ("foreach", "fused") and value not in (None, True, False):
                 raise ValueError(f"{flag} must be None, True or False, got {value!r}")
 
+    def __getstate__(self) -> dict[str, Any]:
+        """torch.optim's, plus the executor (pickle and copy.deepcopy go through here)."""
+        return {**super().__getstate__(), "executor": self.executor}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a torch.optim checkpoint has no descentlab switches: keep this optimizer's own
+        state = dict(state)
+        executor = state.pop("executor", getattr(self, "executor", "auto"))
         super().__setstate__(state)
+        self.executor = executor
+        self._start_executor()
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
@@ -121,6 +135,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             self._check_group({**self.defaults, **group})
         super().load_state_dict(state_dict)
         self._views.clear()  # the state tensors are new
+        self._plans.clear()
 
     # -- stepping ----------------------------------------------------------------------------
 
@@ -137,18 +152,26 @@ class TorchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = []
+        work: list[tuple] = []
         for number, group in enumerate(self.param_groups):
             self._check_group(group)
+            plan = self._plans.get(number) if self.executor != "torch" else None
+            if plan is not None:
+                found = plan.ready(group, self.state, tuple(self.rule.active_arrays(group)))
+                if found is not None:
+                    work.append((number, group, plan, found))
+                    continue
             members = []
             for index, p in enumerate(group["params"]):
                 if p.grad is not None:
                     _check_gradient(p, group, number, index)
                     members.append(p)
-            work.append((number, group, members))
-        for number, group, members in work:
-            if members:
-                self._step_group(number, group, members)
+            work.append((number, group, None, members))
+        for number, group, plan, found in work:
+            if plan is not None:
+                self._step_planned(number, group, plan, *found)
+            elif found:
+                self._step_group(number, group, found)
         return loss
 
     def _step_group(self, number: int, group: dict[str, Any],
@@ -157,8 +180,10 @@ class TorchOptimizer(torch.optim.Optimizer):
         share one call (the usual case: all of them)."""
         rule = self.rule
         active = tuple(rule.active_arrays(group))
+        self._plans.pop(number, None)
         if not rule.scalars and not active:  # plain SGD: torch keeps no state at all
             self._run(rule, rule.coefficients(group, {}, float), members, active, (number, 0))
+            self._keep_plan(number, group, members, active)
             return
         batches: dict[tuple, list[torch.Tensor]] = {}
         for p in members:
@@ -180,6 +205,30 @@ class TorchOptimizer(torch.optim.Optimizer):
                 for name in rule.scalars:
                     state[name].fill_(model[name])
             self._run(rule, h, params, active, (number, batch))
+        if len(batches) == 1:
+            self._keep_plan(number, group, members, active)
+
+    def _keep_plan(self, number: int, group: dict[str, Any], members: list[torch.Tensor],
+                   active: tuple[str, ...]) -> None:
+        """After a full step of group ``number`` as one batch: keep its step plan, if the
+        fused executor stepped every member (CPU, contiguous), for the next step to reuse."""
+        if (members[0].device.type == "cpu" and self.executor != "torch"
+                and self._fused.fully_fused((number, 0))):
+            self._plans[number] = StepPlan(group, self.state, active, tuple(self.rule.scalars))
+
+    def _step_planned(self, number: int, group: dict[str, Any], plan: StepPlan,
+                      grads: list[torch.Tensor], scalars: dict[str, float]) -> None:
+        """The step of a group whose plan ``ready`` confirmed: the same coefficients as
+        ``_step_group`` computes, one kernel call on the gradients' addresses."""
+        rule = self.rule
+        if not rule.scalars and not plan.active:
+            h = rule.coefficients(group, {}, float)
+        else:
+            model = _ScalarState(scalars, plan.kept or _scalar_dtype())
+            model.update(dict.fromkeys(plan.active, True))
+            h = rule.coefficients(group, model, scalar_type(group, NUMPY_DTYPES[plan.dtype]))
+            plan.write_scalars(model)
+        self._fused.run_again(rule, h, (number, 0), plan.addresses(grads))
 
     def _numpy(self, t: torch.Tensor) -> np.ndarray:
         """A zero-copy NumPy view of CPU tensor ``t``, the same object from step to step (the

@@ -127,6 +127,29 @@ class Fused:
         for i in slow:
             step_member(rule, h, params, grads, columns, i)
 
+    def fully_fused(self, key: Hashable) -> bool:
+        """Whether the last ``run`` under ``key`` stepped every member in the kernel (none was
+        left to the array-wise reference), so that :meth:`run_again` can repeat it."""
+        plan = self._plans.get(key)
+        return plan is not None and not plan.slow
+
+    def run_again(self, rule: Rule, h: NamedTuple, key: Hashable,
+                  addresses: np.ndarray) -> None:
+        """Step the same arrays as the last ``run`` under ``key``, with new gradients given by
+        their data addresses (int64, in the batch's order).
+
+        The caller vouches for what ``run`` would have checked: the parameters and state are
+        still those arrays, their memory has not moved, and each gradient is a C-contiguous
+        array of its parameter's shape and dtype (descentlab.torch's ``StepPlan`` confirms it).
+        """
+        plan = self._plans.get(key)
+        if plan is None or plan.slow or len(addresses) != len(plan.params):
+            raise ValueError(f"run_again: no fully fused plan of {len(addresses)} members "
+                             f"under {key!r}")
+        contiguous = np.ones(len(addresses), np.bool_)
+        for part in plan.parts:
+            self._run_part(rule, part, h, addresses, contiguous)
+
     def _run_part(self, rule, part: Part, h, addresses: np.ndarray,
                   contiguous: np.ndarray) -> None:
         """Step ``part``'s members, whose gradients' data addresses are in ``addresses``
