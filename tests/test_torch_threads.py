@@ -11,13 +11,16 @@ from __future__ import annotations
 import ctypes
 import sys
 
+import numpy as np
 import pytest
 from conftest import outputs_of_two_processes
 
 torch = pytest.importorskip("torch")
 
+import descentlab.optim as npoptim  # noqa: E402
 import descentlab.torch as dt  # noqa: E402
 from descentlab.optim.executors.fused import Fused, numba_launch  # noqa: E402
+from descentlab.optim.rules.sgd import SGDCoefficients  # noqa: E402
 from descentlab.torch import torch_threads  # noqa: E402
 
 OPENMP = "parallel backend: OpenMP" in torch.__config__.parallel_info()
@@ -86,6 +89,19 @@ def test_a_team_of_any_size_steps_as_numbas_pool_does(threads, dtype, name, kwar
     for a, b in zip(on_team, on_numba, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert all(not torch.equal(a, b) for a, b in zip(on_team, start, strict=True))
+
+
+@pytest.mark.parametrize("launch", [numba_launch, torch_threads.torch_launch()],
+                         ids=["numba", "torch"])
+def test_a_coefficient_neither_float_nor_bool_is_refused_before_anything_changes(launch):
+    rule = npoptim.OPTIMIZERS["SGD"].rule
+    h = SGDCoefficients(step_scale=-1, grad_scale=1.0, momentum=0.0, one_minus_dampening=1.0,
+                        nesterov=False, maximize=False, weight_decay=0.0, decay=1.0,
+                        first=False)
+    p, g = np.ones(10, np.float32), np.ones(10, np.float32)
+    with pytest.raises(TypeError, match=r"coefficient step_scale=-1 of type int"):
+        Fused(launch=launch).run(rule, h, "key", [p], [g], [None])
+    assert (p == 1).all()
 
 
 @pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)

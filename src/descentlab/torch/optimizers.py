@@ -139,7 +139,6 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     # -- stepping ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step for every parameter that has a gradient (``p.grad`` not None).
 
@@ -152,6 +151,17 @@ class TorchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # autograd off while stepping; set directly, as ``@torch.no_grad()`` costs ~10 µs a
+        # call, a sixth of a small model's whole step
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        try:
+            self._step_groups()
+        finally:
+            torch.set_grad_enabled(enabled)
+        return loss
+
+    def _step_groups(self) -> None:
         work: list[tuple] = []
         for number, group in enumerate(self.param_groups):
             self._check_group(group)
@@ -172,7 +182,6 @@ class TorchOptimizer(torch.optim.Optimizer):
                 self._step_planned(number, group, plan, *found)
             elif found:
                 self._step_group(number, group, found)
-        return loss
 
     def _step_group(self, number: int, group: dict[str, Any],
                     members: list[torch.Tensor]) -> None:

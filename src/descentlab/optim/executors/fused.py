@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -53,6 +53,8 @@ class Part:
     like: np.ndarray  # np.zeros(1, dtype)
     active: tuple[bool, ...]  # which of the rule's state arrays are in use
     everyone: bool  # members are the whole batch, in order
+    # what a launch prepared for this part and keeps from call to call (its arguments)
+    scratch: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -78,12 +80,16 @@ class _Plan:
 
 
 def numba_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
-    """Step ``blocks`` of ``part`` on Numba's thread pool (``h`` already in the part's dtype)."""
+    """Step ``blocks`` of ``part`` on Numba's thread pool."""
     kernel = kernel_for(rule, part.active)
+    h = coefficients_as(h, part.dtype)
     with _LAUNCH:
         kernel(part.pointers, blocks, h, part.like)
 
 
+# launch(rule, part, blocks, h): steps ``blocks`` of ``part`` with the coefficients ``h`` as the
+# rule made them (Python floats); the launch rounds them to the part's dtype, as NumPy rounds a
+# Python float that meets a float32 array
 Launch = Callable[[Rule, Part, np.ndarray, NamedTuple], None]
 
 
@@ -146,9 +152,9 @@ class Fused:
         if plan is None or plan.slow or len(addresses) != len(plan.params):
             raise ValueError(f"run_again: no fully fused plan of {len(addresses)} members "
                              f"under {key!r}")
-        contiguous = np.ones(len(addresses), np.bool_)
         for part in plan.parts:
-            self._run_part(rule, part, h, addresses, contiguous)
+            part.pointers[:, 1] = addresses if part.everyone else addresses[part.members]
+            self._launch(rule, part, part.blocks, h)
 
     def _run_part(self, rule, part: Part, h, addresses: np.ndarray,
                   contiguous: np.ndarray) -> None:
@@ -166,7 +172,7 @@ class Fused:
             blocks = blocks[rows[blocks[:, 0]]]
         if len(blocks) == 0:
             return
-        self._launch(rule, part, blocks, coefficients_as(h, part.dtype))
+        self._launch(rule, part, blocks, h)
 
 
 def _make_plan(params, columns) -> _Plan:

@@ -124,13 +124,15 @@ def coefficients_as(h, dtype: np.dtype):
     NumPy computes ``float32_array * python_float`` in float32 (the float is cast first); doing
     the same here keeps the kernel's rounding equal to the array-wise reference's.
     """
+    check_coefficients(h)
     scalar = dtype.type
+    return type(h)(*(v if isinstance(v, bool) else scalar(v) for v in h))
 
-    def convert(value):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, float):
-            return scalar(value)
-        raise TypeError(f"coefficient {value!r} of type {type(value).__name__} is not supported")
 
-    return type(h)(*(convert(v) for v in h))
+def check_coefficients(h) -> None:
+    """Refuse coefficients a kernel cannot take: each must be a Python float or bool (an int
+    would compile another kernel, and other types none)."""
+    for name, value in zip(h._fields, h, strict=True):
+        if not isinstance(value, bool | float):
+            raise TypeError(f"coefficient {name}={value!r} of type {type(value).__name__} is "
+                            "not supported (a kernel takes floats and bools)")
