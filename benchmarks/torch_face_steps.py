@@ -2,11 +2,14 @@
 
     python benchmarks/torch_face_steps.py [--elements 33554432] [--repeats 21]
 
+(``--elements 1048576`` gives a mid-size parameter, whose step runs from the L3 cache.)
+
 One float32 parameter of ``--elements`` elements with a gradient; torch.optim runs its fused
 kernel where it has one (SGD, Adagrad, Adam, AdamW) and foreach otherwise. The two are timed
 in turns whose order alternates, so a slow spell of a shared machine hits both; the ratio is
 the median over the turns of torch's time over descentlab's (above 1: descentlab is faster).
-Then whole training steps (forward, backward, step) of an MLP with either optimizer.
+Then the step alone for the ten tensors of an MLP, for 1000 small tensors, and whole training
+steps (forward, backward, step) of the MLP with either optimizer.
 
 Each timed step follows a torch operation on other memory, as a step follows
 ``loss.backward()`` in training: torch's OpenMP workers are then still awake and spinning, which
@@ -74,6 +77,15 @@ def step_only(optimizer_class, model: torch.nn.Module, **kwargs):
     return optimizer_class(params, **kwargs).step
 
 
+def many_tensors(optimizer_class, count: int, size: int, **kwargs):
+    """The step of ``optimizer_class`` on ``count`` float32 tensors of ``size`` elements."""
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(size)) for _ in range(count)]
+    for p in params:
+        p.grad = torch.randn(size)
+    return optimizer_class(params, **kwargs).step
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=2**25)
@@ -88,8 +100,8 @@ def main() -> None:
             make(getattr(torch.optim, name), args.elements, **{best: True}).step,
             make(dt.OPTIMIZERS[name], args.elements).step, args.repeats,
             before=lambda: backward.mul_(1.0))
-        print(f"{name:9s} torch.optim ({best:7s}) {theirs:7.1f} ms   descentlab.torch "
-              f"{ours:6.1f} ms   ratio {ratio:5.2f}x", flush=True)
+        print(f"{name:9s} torch.optim ({best:7s}) {theirs:8.2f} ms   descentlab.torch "
+              f"{ours:7.2f} ms   ratio {ratio:5.2f}x", flush=True)
 
     # whole training steps, where a step follows backward() as it does in practice
     torch.manual_seed(0)
@@ -100,7 +112,7 @@ def main() -> None:
     x, y = torch.randn(64, width), torch.randint(0, 10, (64,))
     count = sum(p.numel() for p in model.parameters())
     print(f"MLP 4x{width} tanh ({count:,} parameters in {len(list(model.parameters()))} "
-          f"tensors, batch 64): the optimizer step alone, then whole training steps")
+          f"tensors, batch 64): the optimizer step alone")
     for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
                          ("AdamW", {}), ("Adagrad", {})):
         theirs, ours, ratio = paired(
@@ -108,6 +120,17 @@ def main() -> None:
             step_only(dt.OPTIMIZERS[name], model, **kwargs), args.repeats * 5)
         print(f"{name:9s} torch.optim (fused  ) {theirs:7.2f} ms   descentlab.torch "
               f"{ours:6.2f} ms   ratio {ratio:5.2f}x   (step alone)", flush=True)
+    tensors, size = 1000, 4096
+    print(f"{tensors} tensors of {size} elements: the optimizer step alone (the per-tensor work "
+          "in Python and the kernel launch dominate)")
+    for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
+                         ("AdamW", {}), ("Adagrad", {})):
+        theirs, ours, ratio = paired(
+            many_tensors(getattr(torch.optim, name), tensors, size, fused=True, **kwargs),
+            many_tensors(dt.OPTIMIZERS[name], tensors, size, **kwargs), args.repeats)
+        print(f"{name:9s} torch.optim (fused  ) {theirs:7.2f} ms   descentlab.torch "
+              f"{ours:6.2f} ms   ratio {ratio:5.2f}x   (step alone)", flush=True)
+    print(f"MLP 4x{width}: whole training steps")
     for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
                          ("AdamW", {}), ("Adagrad", {})):
         theirs, ours, ratio = paired(
