@@ -4,9 +4,10 @@ Each class here takes the installed torch.optim class's constructor signature (t
 positional order, names and defaults, read from torch itself), plus descentlab's switches and
 ``convention=`` as keyword-only arguments. Its step runs the algorithm's one rule
 (``descentlab.optim.rules``): on CPU tensors the fused executor works on zero-copy NumPy views
-of the parameters, gradients and state, on torch's own OpenMP threads (``torch_threads``); on
-other devices the same update function runs on the
-tensors with torch operations (``torch_math``).
+of the parameters, gradients and state, on torch's own OpenMP threads (``torch_threads``), and
+after a group's first step a ``StepPlan`` (``step_plan``) spares the per-parameter walk; on
+other devices the same update function runs on the tensors with torch operations
+(``torch_math``).
 
 State is torch.optim's: ``self.state[p]`` holds tensors under torch's keys (``step`` as a
 0-dim tensor, ``exp_avg``, ``exp_avg_sq``, ...), so ``state_dict()`` and ``load_state_dict()``

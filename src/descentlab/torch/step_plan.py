@@ -99,7 +99,11 @@ class StepPlan:
 
     def write_scalars(self, values: dict[str, float]) -> None:
         """Store this step's scalar state (rounded to the dtype it is kept in, as
-        ``Tensor.fill_`` rounds) in every member's tensors."""
+        ``Tensor.fill_`` rounds) in every member's tensors.
+
+        Written through NumPy, the tensors' ``_version`` counters do not move; nothing reads
+        them (they are not in any autograd graph), and ``ready`` reads the values themselves.
+        """
         for name, views in self.scalar_views.items():
             value = values[name]
             for view in views:
