@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 import descentlab.optim as npoptim  # noqa: E402
 import descentlab.torch as dt  # noqa: E402
 from descentlab.optim.executors.fused import Fused, numba_launch  # noqa: E402
+from descentlab.optim.executors.fused import _make_plan as fused_plan  # noqa: E402
 from descentlab.optim.rules.sgd import SGDCoefficients  # noqa: E402
 from descentlab.torch import torch_threads  # noqa: E402
 
@@ -91,17 +92,31 @@ def test_a_team_of_any_size_steps_as_numbas_pool_does(threads, dtype, name, kwar
     assert all(not torch.equal(a, b) for a, b in zip(on_team, start, strict=True))
 
 
-@pytest.mark.parametrize("launch", [numba_launch, torch_threads.torch_launch()],
-                         ids=["numba", "torch"])
-def test_a_coefficient_neither_float_nor_bool_is_refused_before_anything_changes(launch):
-    rule = npoptim.OPTIMIZERS["SGD"].rule
-    h = SGDCoefficients(step_scale=-1, grad_scale=1.0, momentum=0.0, one_minus_dampening=1.0,
-                        nesterov=False, maximize=False, weight_decay=0.0, decay=1.0,
-                        first=False)
+def _int_coefficient():
+    """SGD's coefficients with an int where the rule makes a float."""
+    return SGDCoefficients(step_scale=-1, grad_scale=1.0, momentum=0.0, one_minus_dampening=1.0,
+                           nesterov=False, maximize=False, weight_decay=0.0, decay=1.0,
+                           first=False)
+
+
+def test_numbas_pool_refuses_a_coefficient_neither_float_nor_bool_before_anything_changes():
+    """Numba would compile another kernel for an int (and none for other types)."""
     p, g = np.ones(10, np.float32), np.ones(10, np.float32)
     with pytest.raises(TypeError, match=r"coefficient step_scale=-1 of type int"):
-        Fused(launch=launch).run(rule, h, "key", [p], [g], [None])
+        Fused(launch=numba_launch).run(npoptim.OPTIMIZERS["SGD"].rule, _int_coefficient(),
+                                       "key", [p], [g], [None])
     assert (p == 1).all()
+
+
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
+def test_the_team_refuses_to_lay_out_a_coefficient_neither_float_nor_bool():
+    """The team's record of coefficients is laid out from the first ``h`` it meets (later
+    ones are cast into it, as NumPy casts)."""
+    p = np.ones(10, np.float32)
+    part = fused_plan([p], [None]).parts[0]
+    with pytest.raises(TypeError, match=r"coefficient step_scale=-1 of type int"):
+        torch_threads._TorchTeam._compile(npoptim.OPTIMIZERS["SGD"].rule, part,
+                                          _int_coefficient())
 
 
 @pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
