@@ -384,6 +384,10 @@ def test_bad_hyperparameters_use_torchs_words():
         dt.Adam([torch.zeros(2, requires_grad=True)], lr=-1)
     with pytest.raises(ValueError, match="Invalid executor value"):
         dt.Adam([torch.zeros(2, requires_grad=True)], executor="gpu")
+    # torch.optim takes a tensor lr (for capturable and compiled steps); this face does not,
+    # and says that it is the type that is refused, not the value
+    with pytest.raises(ValueError, match=r"lr must be a finite number >= 0, not a Tensor"):
+        dt.Adam([torch.zeros(2, requires_grad=True)], lr=torch.tensor(0.01))
 
 
 def test_unsupported_dtype_is_refused():

@@ -197,6 +197,41 @@ def test_a_bad_gradient_in_one_group_changes_nothing_in_any():
     twins.step()  # and the optimizer goes on as torch's
 
 
+def test_a_bad_hyperparameter_set_between_steps_is_refused_and_changes_nothing():
+    twins = Twins("Adam", {"lr": 1e-2})
+    twins.step()
+    twins.step()
+    before = [p.detach().clone() for p in twins.mine]
+    twins.ours.param_groups[0]["betas"] = (0.9, 1.5)
+    for p in twins.mine:
+        p.grad = torch.ones_like(p)
+    with pytest.raises(ValueError, match=r"Invalid beta parameter at index 1: 1.5"):
+        twins.ours.step()
+    assert all(torch.equal(a, b) for a, b in zip(twins.mine, before, strict=True))
+    twins.ours.param_groups[0]["betas"] = (0.9, 0.999)
+    twins.step()
+
+
+def test_the_hyperparameter_check_is_skipped_only_for_plain_values_seen_before(monkeypatch):
+    twins = Twins("Adam", {"lr": 1e-2})
+    twins.step()
+    checked = []
+    original = twins.ours._check_group
+    monkeypatch.setattr(twins.ours, "_check_group",
+                        lambda group: (checked.append(dict(group)), original(group)))
+    twins.step()
+    assert checked == []  # the same plain values as the step that made the plan
+    twins.both(lambda optimizer, _: optimizer.param_groups[0].update(lr=5e-3))
+    twins.step()
+    twins.step()
+    assert [c["lr"] for c in checked] == [5e-3]  # checked once, when it changed
+    # a tensor can change in place, so a group holding one is checked at every step
+    twins.ours.param_groups[0]["note"] = torch.zeros(1)
+    twins.step()
+    twins.step()
+    assert len(checked) == 3
+
+
 def test_options_and_checkpoints_changed_between_steps():
     twins = Twins("SGD", {"lr": 0.05})
     twins.step()

@@ -248,7 +248,8 @@ def check_eps(group: Group) -> None:
     # first steps of a parameter whose gradient is 0 in places).
     value = group["eps"]
     if not _is_real(value) or not 0.0 < value < float("inf"):
-        raise ValueError(f"Invalid epsilon value: {value} (eps must be a finite number > 0)")
+        raise ValueError(f"Invalid epsilon value: {value} (eps must be a finite number > 0"
+                         f"{_not_a_number(value)})")
 
 
 def check_weight_decay(group: Group, switch: bool = True) -> None:
@@ -303,14 +304,22 @@ def at_least_zero(group: Group, name: str, message: str) -> None:
     """
     value = group[name]
     if not _is_real(value) or not 0.0 <= value < float("inf"):
-        raise ValueError(f"{message.format(value)} ({name} must be a finite number >= 0)")
+        raise ValueError(f"{message.format(value)} ({name} must be a finite number >= 0"
+                         f"{_not_a_number(value)})")
 
 
 def check_finite(group: Group, name: str) -> None:
     """``group[name]`` a finite number (for arguments torch leaves unchecked, as dampening)."""
     value = group[name]
     if not _is_real(value) or not abs(value) < float("inf"):
-        raise ValueError(f"Invalid {name} value: {value} ({name} must be a finite number)")
+        raise ValueError(f"Invalid {name} value: {value} ({name} must be a finite number"
+                         f"{_not_a_number(value)})")
+
+
+def _not_a_number(x: Any) -> str:
+    """", not a Tensor" and the like, for a value that is no number at all (a torch.Tensor lr
+    prints like a float and would otherwise be refused with a puzzling message)."""
+    return "" if _is_real(x) else f", not a {type(x).__name__}"
 
 
 def _is_real(x: Any) -> bool:
