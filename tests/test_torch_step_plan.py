@@ -32,6 +32,9 @@ ALGORITHMS = [
     ("RAdam", {"lr": 1e-2}),
 ]
 ids = [f"{name}-{i}" for i, (name, _) in enumerate(ALGORITHMS)]
+# the ones whose parameters have state (plain SGD keeps none; with momentum, only a buffer)
+STATEFUL = [a for a in ALGORITHMS if a[0] != "SGD"]
+stateful_ids = [i for i in ids if not i.startswith("SGD")]
 
 
 class Twins:
@@ -72,6 +75,17 @@ class Twins:
         action(self.ours, self.mine)
         action(self.reference, self.theirs)
 
+    def disturbed(self, *actions) -> None:
+        """Two steps (the second on a plan), then each of ``actions`` on both sides followed
+        by a step, then ``STEPS`` more steps, every one compared with torch.optim's."""
+        self.step()
+        self.step()
+        for action in actions:
+            self.both(action)
+            self.step()
+        for _ in range(STEPS):
+            self.step()
+
 
 def full_steps(optimizer, monkeypatch) -> list[int]:
     """Counts the steps of each group that take the full path from now on."""
@@ -109,53 +123,33 @@ def test_a_parameter_without_a_gradient_for_a_step(name, kwargs, monkeypatch):
         twins.step()
 
 
-@pytest.mark.parametrize("name, kwargs", [a for a in ALGORITHMS if a[0] != "SGD"],
-                         ids=[i for i in ids if not i.startswith("SGD")])
+@pytest.mark.parametrize("name, kwargs", STATEFUL, ids=stateful_ids)
 def test_a_state_tensor_replaced_or_changed_in_place(name, kwargs):
-    twins = Twins(name, kwargs)
-    twins.step()
-    twins.step()
-
     def replace(optimizer, params):
         state = optimizer.state[params[0]]
         name = next(k for k in state if k != "step" and state[k].dim() > 0)
         state[name] = torch.full_like(params[0], 0.25)
 
-    twins.both(replace)
-    twins.step()
-    # a scalar state changed through torch: that parameter now runs in a batch of its own
-    twins.both(lambda optimizer, params: optimizer.state[params[2]]["step"].fill_(40.0))
-    for _ in range(STEPS):
-        twins.step()
+    def change_step(optimizer, params):  # that parameter then runs in a batch of its own
+        optimizer.state[params[2]]["step"].fill_(40.0)
+
+    Twins(name, kwargs).disturbed(replace, change_step)
 
 
-@pytest.mark.parametrize("name, kwargs", [a for a in ALGORITHMS if a[0] != "SGD"],
-                         ids=[i for i in ids if not i.startswith("SGD")])
+@pytest.mark.parametrize("name, kwargs", STATEFUL, ids=stateful_ids)
 def test_a_parameters_state_deleted_or_cleared(name, kwargs):
     """Either way the parameter starts again from fresh state, as in torch.optim."""
-    twins = Twins(name, kwargs)
-    twins.step()
-    twins.step()
-    twins.both(lambda optimizer, params: optimizer.state.pop(params[1]))
-    twins.step()
-    twins.both(lambda optimizer, params: optimizer.state[params[0]].clear())
-    for _ in range(STEPS):
-        twins.step()
+    Twins(name, kwargs).disturbed(lambda optimizer, params: optimizer.state.pop(params[1]),
+                                  lambda optimizer, params: optimizer.state[params[0]].clear())
 
 
 @pytest.mark.parametrize("name, kwargs", ALGORITHMS, ids=ids)
 def test_parameter_memory_moved(name, kwargs):
     """``param.data = ...`` (as ``module.to()`` does): the step writes the new memory."""
-    twins = Twins(name, kwargs)
-    twins.step()
-    twins.step()
-
     def move(optimizer, params):
         params[3].data = params[3].data.clone()
 
-    twins.both(move)
-    for _ in range(STEPS):
-        twins.step()
+    Twins(name, kwargs).disturbed(move)
 
 
 def test_strided_gradients_and_gradients_accumulated_in_place():
@@ -230,6 +224,21 @@ def test_the_hyperparameter_check_is_skipped_only_for_plain_values_seen_before(m
     twins.step()
     twins.step()
     assert len(checked) == 3
+
+
+def test_a_gradient_reshaped_behind_its_parameters_back_is_refused():
+    """``grad.data = ...`` can give a gradient another shape (the ``grad`` setter would refuse
+    it); the same number of elements must not pass for the parameter's shape."""
+    twins = Twins("Adam", {"lr": 1e-2})
+    twins.step()
+    twins.step()
+    for p in twins.mine:
+        p.grad = torch.ones_like(p)
+    twins.mine[0].grad.data = torch.ones(35, dtype=torch.float64)
+    before = [p.detach().clone() for p in twins.mine]
+    with pytest.raises(ValueError, match=r"parameter 0 of group 0: its gradient has shape \(35,\)"):
+        twins.ours.step()
+    assert all(torch.equal(a, b) for a, b in zip(twins.mine, before, strict=True))
 
 
 def test_options_and_checkpoints_changed_between_steps():
