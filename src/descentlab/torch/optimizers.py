@@ -17,7 +17,7 @@ are torch.optim's own and checkpoints move between the two in both directions.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -159,7 +159,6 @@ class TorchOptimizer(torch.optim.Optimizer):
                 self._check_group(group)
             else:
                 plan.check(group, self._check_group)
-            if plan is not None:
                 found = plan.ready(group, self.state, tuple(self.rule.active_arrays(group)))
                 if found is not None:
                     work.append((number, group, plan, found))
@@ -201,10 +200,9 @@ class TorchOptimizer(torch.optim.Optimizer):
             present = tuple(name in state for name in active)
             batches.setdefault((p.device, p.dtype, kept, scalars, present), []).append(p)
         for batch, ((_, dtype, kept, scalars, present), params) in enumerate(batches.items()):
-            model = _ScalarState(dict(zip(rule.scalars, scalars, strict=True)), kept)
-            model.update({name: True for name, here in zip(active, present, strict=True)
-                          if here})
-            h = rule.coefficients(group, model, scalar_type(group, NUMPY_DTYPES[dtype]))
+            model, h = self._coefficients(
+                group, dict(zip(rule.scalars, scalars, strict=True)), kept,
+                [name for name, here in zip(active, present, strict=True) if here], dtype)
             for p in params:
                 state = self.state[p]
                 self._create_state(state, p, group)
@@ -226,15 +224,20 @@ class TorchOptimizer(torch.optim.Optimizer):
                       grads: list[torch.Tensor], scalars: dict[str, float]) -> None:
         """The step of a group whose plan ``ready`` confirmed: the same coefficients as
         ``_step_group`` computes, one kernel call on the gradients' addresses."""
-        rule = self.rule
-        if not rule.scalars and not plan.active:
-            h = rule.coefficients(group, {}, float)
-        else:
-            model = _ScalarState(scalars, plan.kept or _scalar_dtype())
-            model.update(dict.fromkeys(plan.active, True))
-            h = rule.coefficients(group, model, scalar_type(group, NUMPY_DTYPES[plan.dtype]))
-            plan.write_scalars(model)
-        self._fused.run_again(rule, h, (number, 0), plan.addresses(grads))
+        model, h = self._coefficients(group, scalars, plan.kept or _scalar_dtype(),
+                                      plan.active, plan.dtype)
+        plan.write_scalars(model)
+        self._fused.run_again(self.rule, h, (number, 0), plan.addresses(grads))
+
+    def _coefficients(self, group: dict[str, Any], scalars: dict[str, Any], kept: torch.dtype,
+                      present: Iterable[str], dtype: torch.dtype) -> tuple[_ScalarState, Any]:
+        """The rule's coefficients for one step of a batch of ``dtype`` parameters whose
+        scalar state is ``scalars`` (kept in tensors of ``kept``) and whose state arrays
+        ``present`` exist; and the scalar state after the step."""
+        model = _ScalarState(scalars, kept)
+        model.update(dict.fromkeys(present, True))
+        return model, self.rule.coefficients(group, model,
+                                             scalar_type(group, NUMPY_DTYPES[dtype]))
 
     def _numpy(self, t: torch.Tensor) -> np.ndarray:
         """A zero-copy NumPy view of CPU tensor ``t``, the same object from step to step (the
