@@ -241,6 +241,19 @@ def test_a_gradient_reshaped_behind_its_parameters_back_is_refused():
     assert all(torch.equal(a, b) for a, b in zip(twins.mine, before, strict=True))
 
 
+@pytest.mark.parametrize("name, kwargs", ALGORITHMS, ids=ids)
+def test_a_graph_that_saved_a_parameter_before_a_step_refuses_to_backward(name, kwargs):
+    """The kernel writes raw memory; autograd is told, as torch.optim's in-place operations
+    tell it, on the first step (full path) and the later ones (plan) alike."""
+    twins = Twins(name, kwargs)
+    for _ in range(3):
+        losses = [(p * p).sum() for p in (twins.mine[0], twins.theirs[0])]  # saves p
+        twins.step()
+        for loss in losses:
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                loss.backward()
+
+
 def test_options_and_checkpoints_changed_between_steps():
     twins = Twins("SGD", {"lr": 0.05})
     twins.step()

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch.autograd.graph import increment_version
 
 from .. import optim as _optim
 from ..optim import conventions
@@ -228,6 +229,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                                       plan.active, plan.dtype)
         plan.write_scalars(model)
         self._fused.run_again(self.rule, h, (number, 0), plan.addresses(grads))
+        increment_version(plan.tensors)  # as in ``_run``: parameters, state and scalar state
 
     def _coefficients(self, group: dict[str, Any], scalars: dict[str, Any], kept: torch.dtype,
                       present: Iterable[str], dtype: torch.dtype) -> tuple[_ScalarState, Any]:
@@ -277,6 +279,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             views = [self._numpy(p) for p in params]
             grads = [p.grad.detach().numpy() for p in params]
             self._fused.run(rule, h, key, views, grads, columns)
+            # written through raw memory: tell autograd, as torch.optim's in-place operations
+            # do (a graph that saved a parameter before the step then refuses to backward)
+            increment_version([*params, *(self.state[p][name] for name in active
+                                          for p in params)])
             return
         for p in params:
             state = self.state[p] if active else {}

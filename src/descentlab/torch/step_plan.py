@@ -115,8 +115,9 @@ class StepPlan:
         """Store this step's scalar state (rounded to the dtype it is kept in, as
         ``Tensor.fill_`` rounds) in every member's tensors.
 
-        Written through NumPy, the tensors' ``_version`` counters do not move; nothing reads
-        them (they are not in any autograd graph), and ``ready`` reads the values themselves.
+        Written through NumPy, the tensors' ``_version`` counters do not move here; the
+        optimizer moves them after the step, with the parameters' and the state arrays'.
+        ``ready`` reads the values themselves, not the counters.
         """
         for name, views in self.scalar_views.items():
             value = values[name]
