@@ -18,6 +18,10 @@ from trajectories import descentlab_trajectory
 
 GOLDEN_PATH = Path(__file__).parent / "data" / "golden_torch.npz"
 TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+# Algorithms that take no square root: every operation they do rounds as torch's CPU kernels
+# round it (fused multiply-adds included), so their trajectories are equal to the last bit.
+# The others meet torch's sqrt, which is not correctly rounded (see test_torch_face).
+NO_ROOT = ("SGD", "Adamax")
 DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
 
 
@@ -27,8 +31,9 @@ def golden():
         yield {key: data[key] for key in data.files}
 
 
-def assert_same_trajectory(ours: dict, ref: dict, dtype: np.dtype, label: str) -> None:
-    tolerance = TOLERANCE[dtype]
+def assert_same_trajectory(ours: dict, ref: dict, dtype: np.dtype, label: str,
+                           tolerance: float | None = None) -> None:
+    tolerance = TOLERANCE[dtype] if tolerance is None else tolerance
     assert ref, f"{label}: empty reference"
     for key, expected in ref.items():
         got = ours[key]
@@ -57,7 +62,8 @@ def test_matches_golden_torch_trajectory(case, dtype, golden):
     ref = {key[len(prefix):]: value for key, value in golden.items() if key.startswith(prefix)}
     ours = descentlab_trajectory(case, dtype)
     _rename_torch_keys(ours, case.algorithm)
-    assert_same_trajectory(ours, ref, dtype, case.name)
+    assert_same_trajectory(ours, ref, dtype, case.name,
+                           tolerance=0.0 if case.algorithm in NO_ROOT else None)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)

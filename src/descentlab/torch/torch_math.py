@@ -1,10 +1,11 @@
 """The rules' element math on torch tensors, for parameters that are not on the CPU.
 
-A rule's update is written once with arithmetic and ``np.sqrt``, ``np.maximum``, ``np.abs``
-and ``np.sign`` (see ``descentlab.optim.rules._base``). Here the same function objects are
-rebuilt with ``np`` bound to torch's versions of those four, and with every helper they call
-(``lerp``, ``root``, ...) rebuilt the same way, so a tensor on any device runs the very code the
-NumPy and Numba executors run: no second copy of the math to keep in step.
+A rule's update is written once with arithmetic, ``fma`` and ``np.sqrt``, ``np.maximum``,
+``np.abs`` and ``np.sign`` (see ``descentlab.optim.rules._base``). Here the same function
+objects are rebuilt with ``np`` bound to torch's versions of those four, ``fma`` and ``lerp``
+bound to the torch operations whose rounding they stand for, and every other helper they call
+(``root``, ...) rebuilt the same way, so a tensor on any device runs the very code the NumPy
+and Numba executors run: no second copy of the math to keep in step.
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ class _TorchMath:
     sign = staticmethod(torch.sign)
 
 
+def _fma(a, b, c: torch.Tensor) -> torch.Tensor:
+    """``a·b + c`` rounded once: the operations torch.optim calls, which round so (see
+    ``descentlab.optim.rules._fma``)."""
+    if not isinstance(a, torch.Tensor):
+        return torch.add(c, b, alpha=a)
+    if not isinstance(b, torch.Tensor):
+        return torch.add(c, a, alpha=b)
+    return torch.addcmul(c, a, b)
+
+
+def _lerp(a: torch.Tensor, b: torch.Tensor, w: float, one: float) -> torch.Tensor:
+    """torch.lerp itself: it rounds w to the tensors' type before forming w − 1 (a Python float
+    ``w - one`` would round the difference instead)."""
+    return torch.lerp(a, b, w)
+
+
+# element functions that are torch operations on tensors, not rebuilt
+_REPLACED: dict[str, Callable] = {"fma": _fma, "lerp": _lerp}
+
 _REBUILT: dict[Callable, Callable] = {}
 
 
@@ -38,13 +58,15 @@ def on_tensors(function: Callable) -> Callable:
         return found
     names = dict(function.__globals__)
     names["np"] = _TorchMath
+    names.update((name, _REPLACED[name]) for name in function.__code__.co_names
+                 if name in _REPLACED)
     rebuilt = types.FunctionType(function.__code__, names, function.__name__,
                                  function.__defaults__, function.__closure__)
     _REBUILT[function] = rebuilt
     # helpers are looked up in the globals when called, so rebinding them here suffices
     for name in function.__code__.co_names:
         value = function.__globals__.get(name)
-        if value is not None and any(value is f for f in ELEMENTWISE):
+        if name not in _REPLACED and any(value is f for f in ELEMENTWISE):
             names[name] = on_tensors(value)
     return rebuilt
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..rules import Rule
+from .kernels import coefficients_as
 
 
 def step_arrays(
@@ -22,6 +23,9 @@ def step_arrays(
     h: NamedTuple,
 ) -> None:
     """Apply one step of ``rule`` to ``param`` and its state ``arrays``, in place."""
+    # the coefficients in the arrays' type, as the compiled kernels receive them: the element
+    # math's scalar arithmetic (lerp's w − 1) then rounds as theirs does
+    h = coefficients_as(h, param.dtype)
     new_param, *new_arrays = rule.update(param, grad, *arrays, h)
     param[...] = new_param
     for array, value in zip(arrays, new_arrays, strict=True):

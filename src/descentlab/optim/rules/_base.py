@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._fma import fma
+
 Group = Mapping[str, Any]
 
 ELEMENTWISE: list[Callable] = []
@@ -79,18 +81,17 @@ class Rule:
 
 
 @elementwise
-def lerp(a, b, w: float, one_minus_w: float):
-    """``a + w (b - a)``, rounded as ``torch.lerp`` rounds it.
+def lerp(a, b, w: float, one: float):
+    """``a + w (b - a)``, rounded as ``torch.lerp`` rounds it: ``fma(w, b − a, a)``, or
+    ``fma(w − 1, b − a, b)`` from w = 0.5 on, so that w = 1 returns ``b`` exactly.
 
-    torch switches formula at w = 0.5 so that w = 1 returns ``b`` exactly; following it keeps
-    moment estimates equal to torch's to the last bit in most elements. ``one_minus_w`` is
-    ``1 - w`` computed by the caller in Python floats (as torch computes it), not here: a float
-    literal in element math would make Numba compute float32 elements in float64, which
-    rounds differently from the NumPy reference (and is slower).
+    ``one`` is 1 in the elements' type (a field of ``h``): ``w − 1`` is then exact and equal
+    to torch's, which rounds w to the elements' type first. A float literal in element math
+    would make Numba compute float32 elements in float64.
     """
     if w < 0.5:
-        return a + w * (b - a)
-    return b - (b - a) * one_minus_w
+        return fma(w, b - a, a)
+    return fma(w - one, b - a, b)
 
 
 @elementwise
@@ -103,7 +104,7 @@ def l2_gradient(p, g, maximize: bool, weight_decay: float):
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * p
+        g = fma(p, weight_decay, g)  # grad.add(param, alpha=weight_decay)
     return g
 
 

@@ -14,6 +14,7 @@ from ._base import (
     check_lr,
     check_weight_decay,
     elementwise,
+    fma,
     l2_gradient,
     weight_decay_terms,
 )
@@ -59,11 +60,12 @@ def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
     """
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
-    square_avg = square_avg * h.rho + h.one_minus_rho * g * g
+    # torch's operations, each rounded as torch rounds it (fma: see _fma)
+    square_avg = fma(h.one_minus_rho * g, g, square_avg * h.rho)  # .mul_(ρ).addcmul_(g, g)
     std = np.sqrt(square_avg + h.eps)
     delta = np.sqrt(acc_delta + h.eps) / std * g
-    acc_delta = acc_delta * h.rho + h.one_minus_rho * delta * delta
-    return p + h.neg_lr * delta, square_avg, acc_delta
+    acc_delta = fma(h.one_minus_rho * delta, delta, acc_delta * h.rho)
+    return fma(delta, h.neg_lr, p), square_avg, acc_delta  # param.add_(delta, alpha=-lr)
 
 
 def _coefficients(group: Group, state: dict, scalar: type = float) -> AdadeltaCoefficients:

@@ -14,6 +14,7 @@ from ._base import (
     check_lr,
     check_weight_decay,
     elementwise,
+    fma,
     l2_gradient,
     uncorrected_root,
     uncorrected_root_terms,
@@ -56,7 +57,7 @@ def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state ke
     """
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
-    sum = sum + g * g
+    sum = fma(g, g, sum)  # state_sum.addcmul_(g, g, value=1)
     return p + h.neg_clr * g / uncorrected_root(sum, h), sum
 
 

@@ -17,6 +17,7 @@ from ._base import (
     check_lr,
     check_weight_decay,
     elementwise,
+    fma,
     l2_gradient,
     lerp,
     root,
@@ -35,7 +36,7 @@ AMSGRAD_MAX_OF = ("v", "v_hat")
 class AdamCoefficients(NamedTuple):
     neg_step_size: float  # −lr / (1 − β₁ᵗ), times √(1 − β₂ᵗ) for eps_placement="hat"
     one_minus_beta1: float  # lerp's weight w for m
-    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
+    one: float  # 1, for lerp
     beta2: float
     one_minus_beta2: float
     # the denominator √v̂ + ε is ``root(v, h)``, with ε where eps_placement puts it
@@ -111,8 +112,9 @@ def adam_moments(p, g, exp_avg, exp_avg_sq, h):
     """
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.l2)
-    exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.beta1_lerp)
-    exp_avg_sq = exp_avg_sq * h.beta2 + h.one_minus_beta2 * g * g
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.one)
+    # exp_avg_sq.mul_(β₂).addcmul_(g, g, value=1 − β₂)
+    exp_avg_sq = fma(h.one_minus_beta2 * g, g, exp_avg_sq * h.beta2)
     return p, g, exp_avg, exp_avg_sq
 
 
@@ -133,7 +135,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> AdamCoeffi
         neg_step_size=(-(lr * bias_correction2**0.5 / bias_correction1) if placement == "hat"
                        else -(lr / bias_correction1)),
         one_minus_beta1=1 - beta1,
-        beta1_lerp=1 - (1 - beta1),
+        one=1.0,
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         **terms,

@@ -24,7 +24,7 @@ EPS_PLACEMENTS = ("inside", "outside")
 class AdamaxCoefficients(NamedTuple):
     neg_clr: float  # −lr / (1 − β₁ᵗ)
     one_minus_beta1: float  # lerp's weight w for m
-    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
+    one: float  # 1, for lerp
     beta2: float
     eps_in_max: float  # u ← max(β₂ u, |g| + eps_in_max): ε inside the max, or 0
     eps_after_max: float  # the step divides by u + eps_after_max: ε outside the max, or 0
@@ -62,7 +62,7 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
     """
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
-    exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.beta1_lerp)
+    exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.one)
     # one expression for both placements (adding 0 is exact): no test in the fused loop
     exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g) + h.eps_in_max)
     return p + h.neg_clr * exp_avg / (exp_inf + h.eps_after_max), exp_avg, exp_inf
@@ -75,7 +75,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> AdamaxCoef
     return AdamaxCoefficients(
         neg_clr=-(float(group["lr"]) / bias_correction(beta1, state["step"], scalar)),
         one_minus_beta1=1 - beta1,
-        beta1_lerp=1 - (1 - beta1),
+        one=1.0,
         beta2=beta2,
         eps_in_max=0.0 if group["eps_placement"] == "outside" else float(group["eps"]),
         eps_after_max=float(group["eps"]) if group["eps_placement"] == "outside" else 0.0,

@@ -28,7 +28,7 @@ class NAdamCoefficients(NamedTuple):
     grad_coef: float  # −lr (1 − μ_t) / (1 − Π_t)   (times √(1 − β₂ᵗ) for "hat")
     avg_coef: float  # −lr μ_{t+1} / (1 − Π_t μ_{t+1})   (likewise)
     one_minus_beta1: float  # lerp's weight w for m
-    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
+    one: float  # 1, for lerp
     beta2: float
     one_minus_beta2: float
     divide_first: bool  # d = root(v, h), see _base.root_terms
@@ -108,7 +108,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> NAdamCoeff
         grad_coef=-lr * (1.0 - mu) / (1.0 - mu_product) * scale,
         avg_coef=(-lr * mu_next) / (1.0 - mu_product * mu_next) * scale,
         one_minus_beta1=1 - beta1,
-        beta1_lerp=1 - (1 - beta1),
+        one=1.0,
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         **root_terms(float(group["eps"]), group["eps_placement"], bias_correction2),

@@ -27,14 +27,14 @@ class RAdamCoefficients(NamedTuple):
     lr: float
     fallback_lr: float  # lr, or 0 for rectify_fallback="none"
     one_minus_beta1: float  # lerp's weight w for m
-    beta1_lerp: float  # 1 − w, lerp's complement (may differ from β₁ in the last bit)
+    one: float  # 1, for lerp and the reciprocal
     beta2: float
     one_minus_beta2: float
     bias_correction1: float  # 1 − β₁ᵗ
     adaptive_numerator: float  # √(1 − β₂ᵗ) for "hat" (torch), else 1
     rectify: bool  # ρ_t > rectify_threshold
     rect: float  # r_t
-    divide_first: bool  # the adaptive lr is adaptive_numerator / root(v, h)
+    divide_first: bool  # the adaptive lr is 1 / root(v, h) · adaptive_numerator
     divisor: float
     eps_root: float
     eps: float
@@ -78,7 +78,8 @@ def radam(p, g, exp_avg, exp_avg_sq, h: RAdamCoefficients):
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
     bias_corrected_exp_avg = exp_avg / h.bias_correction1
     if h.rectify:
-        adaptive_lr = h.adaptive_numerator / root(exp_avg_sq, h)
+        # torch writes c / tensor, which torch computes as tensor.reciprocal() * c
+        adaptive_lr = h.one / root(exp_avg_sq, h) * h.adaptive_numerator
         p = p - bias_corrected_exp_avg * h.lr * adaptive_lr * h.rect
     else:
         p = p - bias_corrected_exp_avg * h.fallback_lr
@@ -107,7 +108,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> RAdamCoeff
         lr=lr,
         fallback_lr=lr if group["rectify_fallback"] == "momentum" else 0.0,
         one_minus_beta1=1 - beta1,
-        beta1_lerp=1 - (1 - beta1),
+        one=1.0,
         beta2=beta2,
         one_minus_beta2=1 - beta2,
         bias_correction1=bias_correction(beta1, step, scalar),

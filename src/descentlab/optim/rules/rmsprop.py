@@ -15,6 +15,7 @@ from ._base import (
     check_lr,
     check_weight_decay,
     elementwise,
+    fma,
     l2_gradient,
     lerp,
     lr_scales,
@@ -29,7 +30,7 @@ class RMSpropCoefficients(NamedTuple):
     grad_scale: float  # 1, or lr when lr goes inside the buffer (lr_in_momentum)
     alpha: float
     one_minus_alpha: float
-    alpha_lerp: float  # 1 − (1 − α), lerp's complement for ḡ (may differ from α in the last bit)
+    one: float  # 1, for lerp
     eps_root: float  # d = uncorrected_root(v̄, h), see _base
     eps: float
     momentum: float
@@ -76,17 +77,18 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
     """
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
-    square_avg = square_avg * h.alpha + h.one_minus_alpha * g * g
+    # torch's operations, each rounded as torch rounds it (fma: see _fma)
+    square_avg = fma(h.one_minus_alpha * g, g, square_avg * h.alpha)  # .mul_(α).addcmul_(g, g)
     if h.centered:
-        grad_avg = lerp(grad_avg, g, h.one_minus_alpha, h.alpha_lerp)
-        variance = square_avg - grad_avg * grad_avg
+        grad_avg = lerp(grad_avg, g, h.one_minus_alpha, h.one)
+        variance = fma(-grad_avg, grad_avg, square_avg)  # v.addcmul(ḡ, ḡ, value=-1)
     else:
         variance = square_avg
     avg = uncorrected_root(variance, h)
     # multiplying by grad_scale = 1.0 is exact: torch's rounding is kept when lr stays outside
     if h.momentum > 0:
         momentum_buffer = momentum_buffer * h.momentum + h.grad_scale * g / avg
-        p = p + h.step_scale * momentum_buffer
+        p = fma(momentum_buffer, h.step_scale, p)  # param.add_(buf, alpha=-lr)
     else:
         p = p + h.step_scale * (h.grad_scale * g) / avg
     return p, square_avg, grad_avg, momentum_buffer
@@ -102,7 +104,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> RMSpropCoe
         grad_scale=grad_scale,
         alpha=alpha,
         one_minus_alpha=1.0 - alpha,
-        alpha_lerp=1.0 - (1.0 - alpha),
+        one=1.0,
         **uncorrected_root_terms(float(group["eps"]), group["eps_placement"]),
         momentum=float(group["momentum"]),
         centered=bool(group["centered"]),

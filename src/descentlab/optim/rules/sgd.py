@@ -13,6 +13,7 @@ from ._base import (
     check_lr,
     check_weight_decay,
     elementwise,
+    fma,
     l2_gradient,
     lr_scales,
     weight_decay_terms,
@@ -77,9 +78,10 @@ def sgd(p, g, momentum_buffer, h: SGDCoefficients):
         if h.first:
             momentum_buffer = g
         else:
-            momentum_buffer = momentum_buffer * h.momentum + h.one_minus_dampening * g
-        g = g + h.momentum * momentum_buffer if h.nesterov else momentum_buffer
-    return p + h.step_scale * g, momentum_buffer
+            # buf.mul_(μ).add_(g, alpha=1 − dampening)
+            momentum_buffer = fma(g, h.one_minus_dampening, momentum_buffer * h.momentum)
+        g = fma(momentum_buffer, h.momentum, g) if h.nesterov else momentum_buffer
+    return fma(g, h.step_scale, p), momentum_buffer  # param.add_(g, alpha=-lr)
 
 
 def _coefficients(group: Group, state: dict, scalar: type = float) -> SGDCoefficients:
