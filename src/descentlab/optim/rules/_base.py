@@ -7,8 +7,9 @@ on tensors. That is why an update function
 
 - is pure: it takes ``(p, g, *state_arrays, h)`` and returns ``(p, *state_arrays)``, new values
   only, never writing into its arguments (the executor decides where results go);
-- uses only arithmetic, comparisons on the scalar record ``h`` and ``np.sqrt``, ``np.maximum``,
-  ``np.abs``, ``np.sign``, which NumPy applies to arrays and Numba compiles for scalars;
+- uses only arithmetic, comparisons on the scalar record ``h``, ``np.sqrt``, ``np.maximum``,
+  ``np.abs``, ``np.sign``, which NumPy applies to arrays and Numba compiles for scalars, and
+  ``fma`` (:mod:`._fma`: a·b + c rounded once, wherever torch's kernels round so);
 - receives an optional state array as ``None`` when the group's options do not use it, and
   returns it unchanged.
 
