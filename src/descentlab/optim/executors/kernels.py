@@ -121,8 +121,9 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], fingerprin
 def coefficients_as(h, dtype: np.dtype):
     """``h`` with its floats converted to ``dtype``; flags left as they are.
 
-    NumPy computes ``float32_array * python_float`` in float32 (the float is cast first); doing
-    the same here keeps the kernel's rounding equal to the array-wise reference's.
+    NumPy computes ``float32_array * python_float`` in float32 (the float is cast first). Both
+    the kernels and the array-wise reference receive ``h`` converted here, so scalar
+    arithmetic inside the element math (``lerp``'s ``w - one``) rounds alike in both.
     """
     check_coefficients(h)
     scalar = dtype.type
