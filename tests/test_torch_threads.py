@@ -13,9 +13,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import outputs_of_two_processes
+from conftest import outputs_of_two_processes, require_torch
 
-torch = pytest.importorskip("torch")
+torch = require_torch()  # CI requires torch: a missing one fails here, never skips
 
 import descentlab.optim as npoptim  # noqa: E402
 import descentlab.torch as dt  # noqa: E402
