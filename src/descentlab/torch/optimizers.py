@@ -30,6 +30,7 @@ from ..optim.executors.fused import Fused
 from ..optim.optimizer import check_hyperparameters
 from ..optim.rules import Rule
 from ..optim.rules._base import scalar_type
+from .roots import torch_float32_sqrt_emulated
 from .step_plan import StepPlan
 from .torch_math import step_tensors
 from .torch_threads import torch_launch
@@ -238,8 +239,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         ``present`` exist; and the scalar state after the step."""
         model = _ScalarState(scalars, kept)
         model.update(dict.fromkeys(present, True))
-        return model, self.rule.coefficients(group, model,
-                                             scalar_type(group, NUMPY_DTYPES[dtype]))
+        h = self.rule.coefficients(group, model, scalar_type(group, NUMPY_DTYPES[dtype]))
+        # float32 roots rounded as torch.sqrt rounds them, where the kernels can (see .roots)
+        if (dtype is torch.float32 and "torch_sqrt" in h._fields
+                and torch_float32_sqrt_emulated()):
+            h = h._replace(torch_sqrt=True)
+        return model, h
 
     def _numpy(self, t: torch.Tensor) -> np.ndarray:
         """A zero-copy NumPy view of CPU tensor ``t``, the same object from step to step (the

@@ -1,11 +1,11 @@
 """The rules' element math on torch tensors, for parameters that are not on the CPU.
 
-A rule's update is written once with arithmetic, ``fma`` and ``np.sqrt``, ``np.maximum``,
+A rule's update is written once with arithmetic, ``fma``, ``square_root``, ``np.maximum``,
 ``np.abs`` and ``np.sign`` (see ``descentlab.optim.rules._base``). Here the same function
-objects are rebuilt with ``np`` bound to torch's versions of those four, ``fma`` and ``lerp``
-bound to the torch operations whose rounding they stand for, and every other helper they call
-(``root``, ...) rebuilt the same way, so a tensor on any device runs the very code the NumPy
-and Numba executors run: no second copy of the math to keep in step.
+objects are rebuilt with ``np`` bound to torch's versions of those three, ``fma``, ``lerp`` and
+``square_root`` bound to the torch operations whose rounding they stand for, and every other
+helper they call (``root``, ...) rebuilt the same way, so a tensor on any device runs the very
+code the NumPy and Numba executors run: no second copy of the math to keep in step.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from ..optim.rules._base import ELEMENTWISE
 class _TorchMath:
     """What the rules use of NumPy, on tensors."""
 
-    sqrt = staticmethod(torch.sqrt)
     maximum = staticmethod(torch.maximum)
     abs = staticmethod(torch.abs)
     sign = staticmethod(torch.sign)
@@ -45,8 +44,14 @@ def _lerp(a: torch.Tensor, b: torch.Tensor, w: float, one: float) -> torch.Tenso
     return torch.lerp(a, b, w)
 
 
+def _square_root(x: torch.Tensor, h: NamedTuple) -> torch.Tensor:
+    """torch.sqrt itself, whatever ``h.torch_sqrt`` says: on tensors torch's rounding is the
+    one wanted."""
+    return torch.sqrt(x)
+
+
 # element functions that are torch operations on tensors, not rebuilt
-_REPLACED: dict[str, Callable] = {"fma": _fma, "lerp": _lerp}
+_REPLACED: dict[str, Callable] = {"fma": _fma, "lerp": _lerp, "square_root": _square_root}
 
 _REBUILT: dict[Callable, Callable] = {}
 

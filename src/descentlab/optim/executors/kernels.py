@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba.extending import register_jitable
 
-from ..rules import Rule
+from ..rules import Rule, _torch_sqrt
 from ..rules._base import ELEMENTWISE
 from .ndarray_fields import array_at
 
@@ -39,9 +39,10 @@ COLUMNS = 2 + MAX_ARRAYS
 for _function in ELEMENTWISE:
     register_jitable(_function)
 
-# the compiled form of every element function (bytecode, constants, names): an edited rule
-# changes it, and with it every kernel's cache key
-_FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMENTWISE)).hexdigest()
+# the compiled form of every element function (bytecode, constants, names) and of the square
+# root's emulation: an edited rule changes it, and with it every kernel's cache key
+_FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMENTWISE)
+                              + _torch_sqrt.fingerprint()).hexdigest()
 
 _KERNELS: dict[tuple[str, tuple[bool, ...]], tuple[Callable, Callable]] = {}
 

@@ -7,9 +7,11 @@ on tensors. That is why an update function
 
 - is pure: it takes ``(p, g, *state_arrays, h)`` and returns ``(p, *state_arrays)``, new values
   only, never writing into its arguments (the executor decides where results go);
-- uses only arithmetic, comparisons on the scalar record ``h``, ``np.sqrt``, ``np.maximum``,
-  ``np.abs``, ``np.sign``, which NumPy applies to arrays and Numba compiles for scalars, and
-  ``fma`` (:mod:`._fma`: a·b + c rounded once, wherever torch's kernels round so);
+- uses only arithmetic, comparisons on the scalar record ``h``, ``np.maximum``, ``np.abs``,
+  ``np.sign``, which NumPy applies to arrays and Numba compiles for scalars, ``fma``
+  (:mod:`._fma`: a·b + c rounded once, wherever torch's kernels round so) and
+  ``square_root(x, h)`` (:mod:`._torch_sqrt`: √x, rounded correctly or, where the torch face
+  sets ``h.torch_sqrt``, as torch's CPU kernel rounds it);
 - receives an optional state array as ``None`` when the group's options do not use it, and
   returns it unchanged.
 
@@ -28,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._fma import fma
+from ._torch_sqrt import square_root
 
 Group = Mapping[str, Any]
 
@@ -123,8 +126,8 @@ def root(v, h):
     torch's rounding is kept where its placement is chosen.
     """
     if h.divide_first:
-        return np.sqrt(v / h.divisor + h.eps_root) + h.eps
-    return np.sqrt(v) / h.divisor + h.eps
+        return square_root(v / h.divisor + h.eps_root, h) + h.eps
+    return square_root(v, h) / h.divisor + h.eps
 
 
 def root_terms(eps: float, placement: str, correction: float = 1.0,
@@ -137,12 +140,15 @@ def root_terms(eps: float, placement: str, correction: float = 1.0,
     torch's Adam does; left at 1 the division comes first, √(v / c) + ε (torch's NAdam).
     """
     if placement == "inside":
-        return {"divide_first": True, "divisor": correction, "eps_root": eps, "eps": 0.0}
-    if placement == "hat":
-        return {"divide_first": False, "divisor": 1.0, "eps_root": 0.0, "eps": eps}
-    if correction_sqrt != 1.0:
-        return {"divide_first": False, "divisor": correction_sqrt, "eps_root": 0.0, "eps": eps}
-    return {"divide_first": True, "divisor": correction, "eps_root": 0.0, "eps": eps}
+        terms = {"divide_first": True, "divisor": correction, "eps_root": eps, "eps": 0.0}
+    elif placement == "hat":
+        terms = {"divide_first": False, "divisor": 1.0, "eps_root": 0.0, "eps": eps}
+    elif correction_sqrt != 1.0:
+        terms = {"divide_first": False, "divisor": correction_sqrt, "eps_root": 0.0, "eps": eps}
+    else:
+        terms = {"divide_first": True, "divisor": correction, "eps_root": 0.0, "eps": eps}
+    # correctly rounded roots; the torch face turns torch's rounding on (see _torch_sqrt)
+    return {**terms, "torch_sqrt": False}
 
 
 @elementwise
@@ -150,13 +156,13 @@ def uncorrected_root(v, h):
     """``√(v + eps_root) + eps``: :func:`root` for a rule without bias correction (AdaGrad,
     RMSprop), whose divisors are always 1. The same rounding, two divisions an element fewer:
     with them AdaGrad's fused step took about 10 % longer than torch's fused kernel."""
-    return np.sqrt(v + h.eps_root) + h.eps
+    return square_root(v + h.eps_root, h) + h.eps
 
 
-def uncorrected_root_terms(eps: float, placement: str) -> dict[str, float]:
-    """``h``'s numbers for :func:`uncorrected_root`: ``eps_root`` and ``eps``."""
+def uncorrected_root_terms(eps: float, placement: str) -> dict[str, Any]:
+    """``h``'s numbers for :func:`uncorrected_root`: ``eps_root``, ``eps``, ``torch_sqrt``."""
     terms = root_terms(eps, placement)
-    return {"eps_root": terms["eps_root"], "eps": terms["eps"]}
+    return {name: terms[name] for name in ("eps_root", "eps", "torch_sqrt")}
 
 
 # eps_placement for a root without bias correction (AdaGrad's, RMSprop's)

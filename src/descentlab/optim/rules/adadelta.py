@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from ._base import (
     Group,
     Rule,
@@ -16,6 +14,7 @@ from ._base import (
     elementwise,
     fma,
     l2_gradient,
+    square_root,
     weight_decay_terms,
 )
 
@@ -25,6 +24,7 @@ class AdadeltaCoefficients(NamedTuple):
     rho: float
     one_minus_rho: float
     eps: float
+    torch_sqrt: bool  # √ as torch's CPU kernel rounds it (float32; see _torch_sqrt)
     maximize: bool
     weight_decay: float  # coupled L2 λ (0 when decoupled)
     decay: float  # decoupled factor 1 − lr·λ (1 when coupled)
@@ -62,8 +62,8 @@ def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     # torch's operations, each rounded as torch rounds it (fma: see _fma)
     square_avg = fma(h.one_minus_rho * g, g, square_avg * h.rho)  # .mul_(ρ).addcmul_(g, g)
-    std = np.sqrt(square_avg + h.eps)
-    delta = np.sqrt(acc_delta + h.eps) / std * g
+    std = square_root(square_avg + h.eps, h)
+    delta = square_root(acc_delta + h.eps, h) / std * g
     acc_delta = fma(h.one_minus_rho * delta, delta, acc_delta * h.rho)
     return fma(delta, h.neg_lr, p), square_avg, acc_delta  # param.add_(delta, alpha=-lr)
 
@@ -77,6 +77,7 @@ def _coefficients(group: Group, state: dict, scalar: type = float) -> AdadeltaCo
         rho=rho,
         one_minus_rho=1.0 - rho,
         eps=float(group["eps"]),
+        torch_sqrt=False,
         maximize=bool(group["maximize"]),
         weight_decay=l2,
         decay=decay,

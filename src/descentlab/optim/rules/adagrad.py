@@ -26,6 +26,7 @@ class AdagradCoefficients(NamedTuple):
     neg_clr: float
     eps_root: float  # the denominator is uncorrected_root(s, h), see _base
     eps: float
+    torch_sqrt: bool  # √ as torch's CPU kernel rounds it (float32; see _torch_sqrt)
     maximize: bool
     weight_decay: float  # coupled L2 λ (0 when decoupled)
     decay: float  # decoupled factor 1 − lr·λ (1 when coupled)

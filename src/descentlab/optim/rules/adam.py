@@ -44,6 +44,7 @@ class AdamCoefficients(NamedTuple):
     divisor: float
     eps_root: float
     eps: float
+    torch_sqrt: bool  # √ as torch's CPU kernel rounds it (float32; see _torch_sqrt)
     amsgrad: bool
     max_divisor: float  # v_max ← max(v_max, v / max_divisor): 1, or 1 − β₂ᵗ for "v_hat"
     maximize: bool

@@ -38,6 +38,7 @@ class RAdamCoefficients(NamedTuple):
     divisor: float
     eps_root: float
     eps: float
+    torch_sqrt: bool  # √ as torch's CPU kernel rounds it (float32; see _torch_sqrt)
     maximize: bool
     l2: float
     decay: float

@@ -33,6 +33,7 @@ class RMSpropCoefficients(NamedTuple):
     one: float  # 1, for lerp
     eps_root: float  # d = uncorrected_root(v̄, h), see _base
     eps: float
+    torch_sqrt: bool  # √ as torch's CPU kernel rounds it (float32; see _torch_sqrt)
     momentum: float
     centered: bool
     maximize: bool
