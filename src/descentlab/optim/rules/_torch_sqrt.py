@@ -106,39 +106,59 @@ def _body(kind: str, estimate: str) -> str:
   ret {kind} %result"""
 
 
+def _function(name: str, kind: str, parameters: str, estimate: str, attributes: str = "") -> str:
+    """A definition: √x exact when %emulate is false, else the emulation (``_body``). The test
+    is on a scalar shared by all lanes, so a vector form branches once per call."""
+    sqrt = f"@llvm.sqrt.v{kind.split(' x ')[0][1:]}f32" if kind.startswith("<") else \
+        "@llvm.sqrt.f32"
+    return f"""
+define {kind} @{name}({parameters}) {attributes} {{
+  br i1 %emulate, label %emulated, label %exact
+exact:
+  %exact_root = call {kind} {sqrt}({kind} %x)
+  ret {kind} %exact_root
+emulated:{_body(kind, estimate)}
+}}"""
+
+
 def _module_text() -> str:
     if not available():  # the correctly rounded root, inlined and vectorised as np.sqrt is
         return f"""
 declare float @llvm.sqrt.f32(float)
-define float @{NAME}(float %x) alwaysinline {{
+define float @{NAME}(float %x, i1 %emulate) alwaysinline {{
   %result = call float @llvm.sqrt.f32(float %x)
   ret float %result
 }}"""
-    variants = ",".join(f"_ZGV_LLVM_N{n}v_{NAME}({NAME}_v{n})" for n, _, _ in _WIDTHS)
+    # vector forms for 4, 8 and 16 lanes, each unmasked (N) and masked (M: called where the
+    # element math branches, as Adam's root does on ε's placement; the mask can be ignored,
+    # the function has no side effects); "v": x varies by lane, "u": the flag does not
+    variants = ",".join(f"_ZGV_LLVM_{m}{n}vu_{NAME}({NAME}_{m}{n})"
+                        for n, _, _ in _WIDTHS for m in "NM")
     scalar_estimate = ("%vx = insertelement <4 x float> zeroinitializer, float %xs, i32 0\n"
                        "  %vy = call <4 x float> @llvm.x86.avx512.rsqrt14.ss(<4 x float> %vx, "
                        "<4 x float> %vx, <4 x float> zeroinitializer, i8 -1)\n"
                        "  %y = extractelement <4 x float> %vy, i32 0")
     # noinline: the loop vectoriser must still see the call to replace it by a vector form
-    text = [f"""
+    text = ["""
+declare float @llvm.sqrt.f32(float)
 declare float @llvm.fma.f32(float, float, float)
-declare <4 x float> @llvm.x86.avx512.rsqrt14.ss(<4 x float>, <4 x float>, <4 x float>, i8)
-define float @{NAME}(float %x) noinline "vector-function-abi-variant"="{variants}" {{
-{_body("float", scalar_estimate)}
-}}"""]
+declare <4 x float> @llvm.x86.avx512.rsqrt14.ss(<4 x float>, <4 x float>, <4 x float>, i8)""",
+            _function(NAME, "float", "float %x, i1 %emulate", scalar_estimate,
+                      f'noinline "vector-function-abi-variant"="{variants}"')]
     for n, bits, mask in _WIDTHS:
         kind = f"<{n} x float>"
         estimate = (f"%y = call {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind} %xs, "
                     f"{kind} zeroinitializer, {mask} -1)")
         text.append(f"""
+declare {kind} @llvm.sqrt.v{n}f32({kind})
 declare {kind} @llvm.fma.v{n}f32({kind}, {kind}, {kind})
-declare {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind}, {kind}, {mask})
-define {kind} @{NAME}_v{n}({kind} %x) {{
-{_body(kind, estimate)}
-}}""")
+declare {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind}, {kind}, {mask})""")
+        text.append(_function(f"{NAME}_N{n}", kind, f"{kind} %x, i1 %emulate", estimate))
+        text.append(_function(f"{NAME}_M{n}", kind,
+                              f"{kind} %x, i1 %emulate, <{n} x i1> %lanes", estimate))
     # the vector forms are called by no one until the vectoriser runs: keep them until then
-    used = ", ".join(f"ptr @{NAME}_v{n}" for n, _, _ in _WIDTHS)
-    text.append(f'@llvm.compiler.used = appending global [{len(_WIDTHS)} x ptr] [{used}], '
+    used = ", ".join(f"ptr @{NAME}_{m}{n}" for n, _, _ in _WIDTHS for m in "NM")
+    text.append(f'@llvm.compiler.used = appending global [{2 * len(_WIDTHS)} x ptr] [{used}], '
                 'section "llvm.metadata"')
     return "\n".join(text)
 
@@ -155,24 +175,25 @@ def _library():
 
 
 @intrinsic
-def _mkl_sqrt(typingctx, x):
-    if x != types.float32:
+def _mkl_sqrt(typingctx, x, emulate):
+    if x != types.float32 or not isinstance(emulate, types.Boolean):
         return None
 
     def codegen(context, builder, signature, args):
         context.active_code_library.add_linking_library(_library())
+        kind = ir.FloatType()
         function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.FloatType(), [ir.FloatType()]), NAME)
+            builder.module, ir.FunctionType(kind, [kind, ir.IntType(1)]), NAME)
         return builder.call(function, args)
 
-    return types.float32(x), codegen
+    return types.float32(x, emulate), codegen
 
 
 @overload(square_root)
 def _square_root_in_numba(x, h):
     if x == types.float32:
-        # h.torch_sqrt is the same for every element: LLVM takes the test out of the loop
-        return lambda x, h: _mkl_sqrt(x) if h.torch_sqrt else np.sqrt(x)
+        # one call whatever the flag: a branch around it would keep the loop from vectorising
+        return lambda x, h: _mkl_sqrt(x, h.torch_sqrt)
     if isinstance(x, types.Float):
         return lambda x, h: np.sqrt(x)
     return None
@@ -183,7 +204,7 @@ def _ufunc():
     # built on first use, as _fma's: only the array-wise form with the flag on needs it
     @numba.vectorize(["float32(float32)"], cache=True)
     def mkl_sqrt_elements(x):
-        return _mkl_sqrt(x)
+        return _mkl_sqrt(x, True)
 
     return mkl_sqrt_elements
 
