@@ -42,11 +42,12 @@ RANGES = {
 
 def torch_sqrt(x: np.ndarray) -> np.ndarray:
     torch = require_torch()
+    before = torch.get_num_threads()
     torch.set_num_threads(1)  # the root is element-wise; one thread keeps memory use down
     try:
         return torch.sqrt(torch.from_numpy(x)).numpy()
     finally:
-        torch.set_num_threads(numba.get_num_threads())
+        torch.set_num_threads(before)
 
 
 def differing(a: np.ndarray, b: np.ndarray) -> int:

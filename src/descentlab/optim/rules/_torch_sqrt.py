@@ -72,17 +72,22 @@ _TWO_64, _TWO_MINUS_64, _TWO_MINUS_32 = "0x43F0000000000000", "0x3BF000000000000
 _HALF, _INFINITY = "0x3FE0000000000000", "0x7FF0000000000000"
 
 
-def _body(kind: str, estimate: str) -> str:
-    """The emulation on values of LLVM type ``kind`` (``float`` or ``<n x float>``);
-    ``estimate`` is the call that puts rsqrt14(%xs) in %y.
+def _kind(lanes: int | None) -> str:
+    """The LLVM type of ``lanes`` floats (``float`` for None: the scalar form)."""
+    return f"<{lanes} x float>" if lanes else "float"
+
+
+def _body(lanes: int | None, estimate: str) -> str:
+    """The emulation on ``lanes`` floats (None: one); ``estimate`` is the call that puts
+    rsqrt14(%xs) in %y.
 
     0 and +∞ are returned as they are and replaced by 1 inside (rsqrt14 gives ∞ and 0 there,
     and 0·∞ would raise the invalid-operation flag that NumPy reports as a warning); the
     scale factors are selected before they multiply, so no lane overflows either."""
-    lanes = kind.split(" x ")[0].lstrip("<") if kind.startswith("<") else None
+    kind = _kind(lanes)
 
     def constant(value: str) -> str:
-        return (f"<{', '.join([f'float {value}'] * int(lanes))}>" if lanes else value)
+        return f"<{', '.join([f'float {value}'] * lanes)}>" if lanes else value
 
     flag = f"<{lanes} x i1>" if lanes else "i1"
     fma = f"@llvm.fma.v{lanes}f32" if lanes else "@llvm.fma.f32"
@@ -106,21 +111,24 @@ def _body(kind: str, estimate: str) -> str:
   ret {kind} %result"""
 
 
-def _function(name: str, kind: str, parameters: str, estimate: str, attributes: str = "") -> str:
-    """A definition: √x exact when %emulate is false, else the emulation (``_body``). The test
-    is on a scalar shared by all lanes, so a vector form branches once per call."""
-    sqrt = f"@llvm.sqrt.v{kind.split(' x ')[0][1:]}f32" if kind.startswith("<") else \
-        "@llvm.sqrt.f32"
+def _function(name: str, lanes: int | None, extra: str, estimate: str,
+              attributes: str = "") -> str:
+    """A definition taking (x, %emulate``extra``): √x exact when %emulate is false, else the
+    emulation (``_body``). The test is on a scalar shared by all lanes, so a vector form
+    branches once per call."""
+    kind = _kind(lanes)
+    sqrt = f"@llvm.sqrt.v{lanes}f32" if lanes else "@llvm.sqrt.f32"
     return f"""
-define {kind} @{name}({parameters}) {attributes} {{
+define {kind} @{name}({kind} %x, i1 %emulate{extra}) {attributes} {{
   br i1 %emulate, label %emulated, label %exact
 exact:
   %exact_root = call {kind} {sqrt}({kind} %x)
   ret {kind} %exact_root
-emulated:{_body(kind, estimate)}
+emulated:{_body(lanes, estimate)}
 }}"""
 
 
+@functools.cache
 def _module_text() -> str:
     if not available():  # the correctly rounded root, inlined and vectorised as np.sqrt is
         return f"""
@@ -143,19 +151,18 @@ define float @{NAME}(float %x, i1 %emulate) alwaysinline {{
 declare float @llvm.sqrt.f32(float)
 declare float @llvm.fma.f32(float, float, float)
 declare <4 x float> @llvm.x86.avx512.rsqrt14.ss(<4 x float>, <4 x float>, <4 x float>, i8)""",
-            _function(NAME, "float", "float %x, i1 %emulate", scalar_estimate,
+            _function(NAME, None, "", scalar_estimate,
                       f'noinline "vector-function-abi-variant"="{variants}"')]
     for n, bits, mask in _WIDTHS:
-        kind = f"<{n} x float>"
+        kind = _kind(n)
         estimate = (f"%y = call {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind} %xs, "
                     f"{kind} zeroinitializer, {mask} -1)")
         text.append(f"""
 declare {kind} @llvm.sqrt.v{n}f32({kind})
 declare {kind} @llvm.fma.v{n}f32({kind}, {kind}, {kind})
 declare {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind}, {kind}, {mask})""")
-        text.append(_function(f"{NAME}_N{n}", kind, f"{kind} %x, i1 %emulate", estimate))
-        text.append(_function(f"{NAME}_M{n}", kind,
-                              f"{kind} %x, i1 %emulate, <{n} x i1> %lanes", estimate))
+        text.append(_function(f"{NAME}_N{n}", n, "", estimate))
+        text.append(_function(f"{NAME}_M{n}", n, f", <{n} x i1> %lanes", estimate))
     # the vector forms are called by no one until the vectoriser runs: keep them until then
     used = ", ".join(f"ptr @{NAME}_{m}{n}" for n, _, _ in _WIDTHS for m in "NM")
     text.append(f'@llvm.compiler.used = appending global [{2 * len(_WIDTHS)} x ptr] [{used}], '
