@@ -18,7 +18,7 @@ from optim_cases import CASES
 from trajectories import descentlab_trajectory
 
 import descentlab.optim as optim
-from descentlab.optim.executors import fused, ndarray_fields
+from descentlab.optim.executors import fused, kernels, ndarray_fields
 
 TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
 DTYPES = list(TOLERANCE)
@@ -70,6 +70,51 @@ def test_many_arrays_of_mixed_sizes_and_dtypes_in_one_group(name):
     assert plan.slow == []
     for a, b in zip(ours, ref, strict=True):
         assert max_relative_difference(a, b) <= TOLERANCE[a.dtype], name
+
+
+def test_groups_whose_constant_flags_differ_get_their_own_kernels():
+    """Adam's ε placement is compiled into the kernel (``Rule.constant_flags``): two groups with
+    different placements, stepped together, must each get the kernel of their own."""
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(n) for n in (1000, 3000)]
+    grads = _grads(rng, params)
+    results = {}
+    for executor in ("fused", "arraywise"):
+        mine = [p.copy() for p in params]
+        opt = optim.Adam([{"params": [mine[0]], "eps_placement": "inside", "eps": 1e-3},
+                          {"params": [mine[1]], "eps_placement": "outside", "eps": 1e-3}],
+                         executor=executor)
+        for step in grads:
+            opt.step(step)
+        results[executor] = mine
+    for a, b in zip(results["fused"], results["arraywise"], strict=True):
+        assert max_relative_difference(a, b) <= 1e-12
+
+
+def test_constant_flags_replace_the_value_they_are_given():
+    """``with_constant_flags`` sets the fields its mask names to its constant values, whatever
+    the record held, and leaves the other fields alone."""
+    from collections import namedtuple
+
+    Record = namedtuple("Record", "x flag y other")
+
+    @numba.njit
+    def fixed(h):
+        return (kernels.with_constant_flags(h, 0b0010, 0b0000),
+                kernels.with_constant_flags(h, 0b1010, 0b1010),
+                kernels.with_constant_flags(h, 0, 0))
+
+    record = Record(1.5, True, 2.5, False)
+    assert fixed(record) == (Record(1.5, False, 2.5, False), Record(1.5, True, 2.5, True),
+                             record)
+
+
+def test_a_constant_flag_must_be_a_bool():
+    rule = optim.Adam([np.ones(2)]).rule
+    h = rule.coefficients(optim.Adam([np.ones(2)]).param_groups[0], {"step": 0})
+    assert kernels.constant_flags(rule, h)[0] != 0
+    with pytest.raises(TypeError, match="constant flag divide_first=1 is not a bool"):
+        kernels.constant_flags(rule, h._replace(divide_first=1))
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])

@@ -46,7 +46,12 @@ from numba import types
 from numba.extending import register_jitable
 
 from ..optim.executors.fused import Part, numba_launch
-from ..optim.executors.kernels import COLUMNS, blocks_function_for, check_coefficients
+from ..optim.executors.kernels import (
+    COLUMNS,
+    blocks_function_for,
+    check_coefficients,
+    constant_flags,
+)
 from ..optim.executors.ndarray_fields import array_at
 from ..optim.rules import Rule
 
@@ -125,7 +130,7 @@ class _TorchTeam:
         self._compiling = threading.Lock()
 
     def __call__(self, rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
-        key = (rule.name, part.active, part.dtype, type(h))
+        key = (rule.name, part.active, part.dtype, type(h), constant_flags(rule, h))
         found = self._functions.get(key)
         if found is None:
             with self._compiling:
@@ -146,7 +151,7 @@ class _TorchTeam:
         check_coefficients(h)
         record = np.dtype([(name, np.bool_ if isinstance(value, bool) else part.dtype)
                            for name, value in zip(h._fields, h, strict=True)], align=True)
-        function = _team_member(blocks_function_for(rule, part.active), _unpacker(type(h)),
+        function = _team_member(blocks_function_for(rule, part.active, h), _unpacker(type(h)),
                                 np.zeros(1, part.dtype), np.zeros(1, record))
         return _Compiled(function, record)
 

@@ -81,7 +81,7 @@ class _Plan:
 
 def numba_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
     """Step ``blocks`` of ``part`` on Numba's thread pool."""
-    kernel = kernel_for(rule, part.active)
+    kernel = kernel_for(rule, part.active, h)
     h = coefficients_as(h, part.dtype)
     with _LAUNCH:
         kernel(part.pointers, blocks, h, part.like)

@@ -12,7 +12,9 @@ A kernel steps a whole batch of parameters in one call. It receives
 
 Every element is read once and written once, in registers; nothing is allocated. The rule's
 flags that choose which state arrays exist are compile-time constants (one kernel per
-combination), so the inner loop holds no test for them and vectorises.
+combination), so the inner loop holds no test for them and vectorises; so are the coefficient
+flags the rule names in ``constant_flags``, whose value is taken from ``h`` when the kernel is
+looked up.
 
 Kernels are compiled on first use and kept in Numba's on-disk cache, so a second process loads
 them instead of compiling. Numba's cache does not notice an edited rule in another file, so the
@@ -24,10 +26,12 @@ from __future__ import annotations
 import hashlib
 import marshal
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba.extending import register_jitable
+from numba import types
+from numba.extending import intrinsic, register_jitable
 
 from ..rules import Rule, _torch_sqrt
 from ..rules._base import ELEMENTWISE
@@ -44,30 +48,77 @@ for _function in ELEMENTWISE:
 _FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMENTWISE)
                               + _torch_sqrt.fingerprint()).hexdigest()
 
-_KERNELS: dict[tuple[str, tuple[bool, ...]], tuple[Callable, Callable]] = {}
+# (rule, active arrays, constant flags' mask and values) -> (kernel, blocks function)
+_KERNELS: dict[tuple[str, tuple[bool, ...], int, int], tuple[Callable, Callable]] = {}
 
 
-def kernel_for(rule: Rule, active: tuple[bool, ...]) -> Callable:
-    """The kernel for ``rule`` with the state arrays flagged in ``active`` in use: it steps
-    every block on Numba's thread pool."""
-    return _kernels(rule, active)[0]
+def kernel_for(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> Callable:
+    """The kernel for ``rule`` with the state arrays flagged in ``active`` in use and the
+    values ``h`` has in the rule's ``constant_flags``: it steps every block on Numba's thread
+    pool."""
+    return _kernels(rule, active, h)[0]
 
 
-def blocks_function_for(rule: Rule, active: tuple[bool, ...]) -> Callable:
+def blocks_function_for(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> Callable:
     """The same rule's serial loop ``(pointers, blocks, first, last, h, like)``, stepping blocks
     ``first`` to ``last - 1`` on the calling thread: a jitable function, for compiled code that
     runs on the threads of another pool."""
-    return _kernels(rule, active)[1]
+    return _kernels(rule, active, h)[1]
 
 
-def _kernels(rule: Rule, active: tuple[bool, ...]) -> tuple[Callable, Callable]:
-    key = (rule.name, active)
+def constant_flags(rule: Rule, h: NamedTuple) -> tuple[int, int]:
+    """``(mask, values)``: bit i of ``mask`` is set for each of ``h``'s fields the rule compiles
+    as a constant, and the same bit of ``values`` is that field's value in ``h``."""
+    mask = values = 0
+    for name in rule.constant_flags:
+        value = getattr(h, name)
+        if not isinstance(value, bool):
+            raise TypeError(f"{rule.name}'s constant flag {name}={value!r} is not a bool")
+        bit = 1 << h._fields.index(name)
+        mask |= bit
+        if value:
+            values |= bit
+    return mask, values
+
+
+def _kernels(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> tuple[Callable, Callable]:
+    key = (rule.name, active, *constant_flags(rule, h))
     if key not in _KERNELS:
-        _KERNELS[key] = _make_kernels(rule.update, len(rule.arrays), active, _FINGERPRINT)
+        _KERNELS[key] = _make_kernels(rule.update, len(rule.arrays), active, key[2], key[3],
+                                      _FINGERPRINT)
     return _KERNELS[key]
 
 
-def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], fingerprint: str):
+@register_jitable
+def with_constant_flags(h, mask, values):
+    """``h`` with each field whose bit is set in ``mask`` replaced by the constant bit of
+    ``values`` (both compile-time constants): LLVM then removes the branches on those fields
+    before it vectorises.
+
+    A function rather than the intrinsic itself, because a kernel's closure refers to it: the
+    cache key pickles it by name, where an intrinsic would pickle with a new id per process.
+    """
+    return _with_constant_flags(h, mask, values)
+
+
+@intrinsic
+def _with_constant_flags(typingctx, h, mask, values):
+    if not isinstance(mask, types.IntegerLiteral) or not isinstance(values, types.IntegerLiteral):
+        return None  # Numba asks again with the closure's integers as literals
+
+    def codegen(context, builder, signature, args):
+        fixed = args[0]
+        for i, kind in enumerate(h.types):
+            if mask.literal_value >> i & 1:
+                value = context.get_constant(kind, bool(values.literal_value >> i & 1))
+                fixed = builder.insert_value(fixed, value, i)
+        return fixed
+
+    return h(h, mask, values), codegen
+
+
+def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], mask: int, values: int,
+                  fingerprint: str):
     # The closure's variables are constants to Numba: branches on them are removed at compile
     # time, and they are part of the on-disk cache key. The helpers are jitable functions, not
     # dispatchers: a dispatcher among a cached function's closure variables would change the
@@ -75,6 +126,7 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], fingerprin
     a0, a1, a2 = (*active, False, False, False)[:MAX_ARRAYS]
 
     def step_block(pointers, blocks, b, h, like):
+        h = with_constant_flags(h, mask, values)
         zero = like[0]
         k = blocks[b, 0]
         skip = blocks[b, 1] * like.itemsize

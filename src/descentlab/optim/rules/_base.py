@@ -68,6 +68,11 @@ class Rule:
         fill: ``fill(group) -> {name: value}`` for arrays that do not start at zero.
         eager: create every parameter's state when the optimizer is built (torch's Adagrad
             does), instead of at the parameter's first gradient.
+        constant_flags: names of boolean fields of ``h`` that the fused executor compiles as
+            constants, one kernel per value. For a flag that chooses between two formulas
+            (:func:`root`'s ``divide_first``): LLVM's loop vectoriser turns a branch inside the
+            loop into computing both arms and selecting, even when the condition is the same
+            for every element.
     """
 
     name: str
@@ -79,6 +84,7 @@ class Rule:
     active: Callable[[Group], Collection[str]] | None = None
     fill: Callable[[Group], Mapping[str, float]] | None = None
     eager: bool = False
+    constant_flags: tuple[str, ...] = ()
 
     def active_arrays(self, group: Group) -> Collection[str]:
         return self.arrays if self.active is None else self.active(group)
@@ -112,18 +118,22 @@ def l2_gradient(p, g, maximize: bool, weight_decay: float):
     return g
 
 
+# the flags of h that choose root's form: compiled as constants (see Rule.constant_flags)
+ROOT_FLAGS = ("divide_first",)
+
+
 @elementwise
 def root(v, h):
     """``√(v / divisor + eps_root) + eps`` or ``√v / divisor + eps`` (``h.divide_first``):
     every placement of ε in a denominator, chosen by the numbers :func:`root_terms` puts in
     ``h``.
 
-    One loop-invariant test rather than a branch per placement: LLVM hoists it out of the fused
-    loop (with a branch per placement, Adam's step took 1.8x as long). Two forms rather than
-    one, because a division costs: ``√(v / 1 + 0) / √c + ε``, the one expression an earlier
-    version had, left Adam's fused loop with three divisions an element to torch's two, and
-    25 % slower than torch's fused Adam on cache-resident parameters. Adding 0 is exact, so
-    torch's rounding is kept where its placement is chosen.
+    Two forms rather than one, because a division costs: ``√(v / 1 + 0) / √c + ε``, the one
+    expression an earlier version had, left Adam's fused loop with three divisions an element
+    to torch's two, and 25 % slower than torch's fused Adam on cache-resident parameters. For
+    the same reason a rule using this lists :data:`ROOT_FLAGS` in its ``constant_flags``:
+    vectorised, the test would compute both forms. Adding 0 is exact, so torch's rounding is
+    kept where its placement is chosen.
     """
     if h.divide_first:
         return square_root(v / h.divisor + h.eps_root, h) + h.eps

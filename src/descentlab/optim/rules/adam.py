@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._base import (
+    ROOT_FLAGS,
     SCALAR_DTYPES,
     Group,
     Rule,
@@ -171,6 +172,7 @@ RULE = Rule(
     arrays=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     coefficients=_coefficients,
     check=_check,
+    constant_flags=ROOT_FLAGS,
     active=lambda group: (
         ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         if group["amsgrad"]

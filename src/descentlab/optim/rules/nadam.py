@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    ROOT_FLAGS,
     Group,
     Rule,
     at_least_zero,
@@ -131,5 +132,6 @@ RULE = Rule(
     arrays=("exp_avg", "exp_avg_sq"),
     coefficients=_coefficients,
     check=_check,
+    constant_flags=ROOT_FLAGS,
     scalars={"step": 0, "mu_product": 1.0},
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    ROOT_FLAGS,
     Group,
     Rule,
     bias_correction,
@@ -140,4 +141,5 @@ RULE = Rule(
     arrays=("exp_avg", "exp_avg_sq"),
     coefficients=_coefficients,
     check=_check,
+    constant_flags=ROOT_FLAGS,
 )
