@@ -70,6 +70,9 @@ def available() -> bool:
 _TWO_64, _TWO_MINUS_64, _TWO_MINUS_32 = "0x43F0000000000000", "0x3BF0000000000000", \
     "0x3DF0000000000000"
 _HALF, _INFINITY = "0x3FE0000000000000", "0x7FF0000000000000"
+# float32 bit patterns, as integers: 2^-64, and the span from it up to +inf
+_TWO_MINUS_64_BITS = str(0x1F800000)
+_COMMON_SPAN = str(0x7F800000 - 0x1F800000)
 
 
 def _kind(lanes: int | None) -> str:
@@ -79,32 +82,52 @@ def _kind(lanes: int | None) -> str:
 
 def _body(lanes: int | None, estimate: str) -> str:
     """The emulation on ``lanes`` floats (None: one); ``estimate`` is the call that puts
-    rsqrt14(%xs) in %y.
+    rsqrt14(``x``) in ``%y`` (its ``x`` written as ``{x}``, a placeholder).
 
-    0 and +∞ are returned as they are and replaced by 1 inside (rsqrt14 gives ∞ and 0 there,
-    and 0·∞ would raise the invalid-operation flag that NumPy reports as a warning); the
-    scale factors are selected before they multiply, so no lane overflows either."""
+    Where every lane holds a normal float of at least 2^-64 (nearly always) it runs the Newton
+    step alone; otherwise the ``careful`` block handles each lane's case: 0 and +∞ are returned
+    as they are and replaced by 1 inside (rsqrt14 gives ∞ and 0 there, and 0·∞ would raise the
+    invalid-operation flag that NumPy reports as a warning); the scale factors are selected
+    before they multiply, so no lane overflows either. For a lane of the common kind both
+    blocks compute the same operations, so the result does not depend on its neighbours.
+    """
     kind = _kind(lanes)
+    integers = f"<{lanes} x i32>" if lanes else "i32"
 
-    def constant(value: str) -> str:
-        return f"<{', '.join([f'float {value}'] * lanes)}>" if lanes else value
+    def constant(value: str, of: str = "float") -> str:
+        return f"<{', '.join([f'{of} {value}'] * lanes)}>" if lanes else value
 
     flag = f"<{lanes} x i1>" if lanes else "i1"
     fma = f"@llvm.fma.v{lanes}f32" if lanes else "@llvm.fma.f32"
+    # x is "common" when 2^-64 <= x < +inf: one unsigned comparison of its bits, shifted so
+    # that 2^-64 becomes 0 (zero, negatives, NaN and +inf all land at or above the limit)
+    any_special = (f"\n  %any_special = call i1 @llvm.vector.reduce.or.v{lanes}i1({flag} %special)"
+                   if lanes else "")
+
+    def newton(prefix: str, x: str) -> str:
+        return f"""
+  {estimate.format(y=f"%{prefix}y", x=x)}
+  %{prefix}s = fmul {kind} {x}, %{prefix}y
+  %{prefix}h = fmul {kind} %{prefix}y, {constant(_HALF)}
+  %{prefix}minus_s = fneg {kind} %{prefix}s
+  %{prefix}r = call {kind} {fma}({kind} %{prefix}minus_s, {kind} %{prefix}s, {kind} {x})
+  %{prefix}root = call {kind} {fma}({kind} %{prefix}r, {kind} %{prefix}h, {kind} %{prefix}s)"""
+
     return f"""
+  %bits = bitcast {kind} %x to {integers}
+  %shifted = sub {integers} %bits, {constant(_TWO_MINUS_64_BITS, 'i32')}
+  %special = icmp uge {integers} %shifted, {constant(_COMMON_SPAN, 'i32')}{any_special}
+  br i1 {"%any_special" if lanes else "%special"}, label %careful, label %common
+common:{newton("common_", "%x")}
+  ret {kind} %common_root
+careful:
   %zero = fcmp oeq {kind} %x, {constant('0.0')}
   %infinite = fcmp oeq {kind} %x, {constant(_INFINITY)}
   %as_is = or {flag} %zero, %infinite
   %small = fcmp olt {kind} %x, {constant(_TWO_MINUS_64)}
   %factor = select {flag} %small, {kind} {constant(_TWO_64)}, {kind} {constant('1.0')}
   %scaled = fmul {kind} %x, %factor
-  %xs = select {flag} %as_is, {kind} {constant('1.0')}, {kind} %scaled
-  {estimate}
-  %s = fmul {kind} %xs, %y
-  %h = fmul {kind} %y, {constant(_HALF)}
-  %minus_s = fneg {kind} %s
-  %r = call {kind} {fma}({kind} %minus_s, {kind} %s, {kind} %xs)
-  %root = call {kind} {fma}({kind} %r, {kind} %h, {kind} %s)
+  %xs = select {flag} %as_is, {kind} {constant('1.0')}, {kind} %scaled{newton("", "%xs")}
   %unfactor = select {flag} %small, {kind} {constant(_TWO_MINUS_32)}, {kind} {constant('1.0')}
   %rescaled = fmul {kind} %root, %unfactor
   %result = select {flag} %as_is, {kind} %x, {kind} %rescaled
@@ -142,10 +165,10 @@ define float @{NAME}(float %x, i1 %emulate) alwaysinline {{
     # the function has no side effects); "v": x varies by lane, "u": the flag does not
     variants = ",".join(f"_ZGV_LLVM_{m}{n}vu_{NAME}({NAME}_{m}{n})"
                         for n, _, _ in _WIDTHS for m in "NM")
-    scalar_estimate = ("%vx = insertelement <4 x float> zeroinitializer, float %xs, i32 0\n"
-                       "  %vy = call <4 x float> @llvm.x86.avx512.rsqrt14.ss(<4 x float> %vx, "
-                       "<4 x float> %vx, <4 x float> zeroinitializer, i8 -1)\n"
-                       "  %y = extractelement <4 x float> %vy, i32 0")
+    scalar_estimate = ("{y}_in = insertelement <4 x float> zeroinitializer, float {x}, i32 0\n"
+                       "  {y}_all = call <4 x float> @llvm.x86.avx512.rsqrt14.ss(<4 x float> "
+                       "{y}_in, <4 x float> {y}_in, <4 x float> zeroinitializer, i8 -1)\n"
+                       "  {y} = extractelement <4 x float> {y}_all, i32 0")
     # noinline: the loop vectoriser must still see the call to replace it by a vector form
     text = ["""
 declare float @llvm.sqrt.f32(float)
@@ -155,12 +178,13 @@ declare <4 x float> @llvm.x86.avx512.rsqrt14.ss(<4 x float>, <4 x float>, <4 x f
                       f'noinline "vector-function-abi-variant"="{variants}"')]
     for n, bits, mask in _WIDTHS:
         kind = _kind(n)
-        estimate = (f"%y = call {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind} %xs, "
+        estimate = (f"{{y}} = call {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind} {{x}}, "
                     f"{kind} zeroinitializer, {mask} -1)")
         text.append(f"""
 declare {kind} @llvm.sqrt.v{n}f32({kind})
 declare {kind} @llvm.fma.v{n}f32({kind}, {kind}, {kind})
-declare {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind}, {kind}, {mask})""")
+declare {kind} @llvm.x86.avx512.rsqrt14.ps.{bits}({kind}, {kind}, {mask})
+declare i1 @llvm.vector.reduce.or.v{n}i1(<{n} x i1>)""")
         text.append(_function(f"{NAME}_N{n}", n, "", estimate))
         text.append(_function(f"{NAME}_M{n}", n, f", <{n} x i1> %lanes", estimate))
     # the vector forms are called by no one until the vectoriser runs: keep them until then
