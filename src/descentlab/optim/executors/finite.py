@@ -34,13 +34,18 @@ def _scan(addresses, kinds, blocks, bad):
             x = array_at(addresses[k] + 4 * first, count, bits32)
             most = np.uint32(0)
             for i in range(count):
-                most = max(most, x[i] & _EXPONENT32)
+                # Numba widens ``&`` of 32-bit integers to 64 bits: cast back, or the loop
+                # zero-extends every element and reduces 4 of them per instruction, not 8
+                # (15 GB/s from memory instead of 18; half the speed from the cache)
+                exponent = np.uint32(x[i] & _EXPONENT32)
+                most = exponent if exponent > most else most
             bad[b] = most == _EXPONENT32
         else:
             y = array_at(addresses[k] + 8 * first, count, bits64)
             most64 = np.uint64(0)
             for i in range(count):
-                most64 = max(most64, y[i] & _EXPONENT64)
+                exponent64 = y[i] & _EXPONENT64
+                most64 = exponent64 if exponent64 > most64 else most64
             bad[b] = most64 == _EXPONENT64
 
 
