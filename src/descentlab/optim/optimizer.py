@@ -47,8 +47,8 @@ class Optimizer:
             the whole step and counts it in ``skipped_steps`` (optax's ``apply_if_finite``);
             either way nothing is changed. ``"off"`` does not look, as torch.optim does not:
             a NaN gradient makes NaN parameters. The check reads every gradient once more:
-            on arrays too big for the caches plain SGD's step takes up to 1.8x as long and
-            Adam's 1.4x (BENCHMARKS.md, "The non-finite check").
+            on arrays too big for the caches plain SGD's step takes up to 1.6x as long and
+            Adam's 1.3x (BENCHMARKS.md, "The non-finite check").
 
     The arrays passed in *are* the parameters: ``step`` updates them in place.
 
