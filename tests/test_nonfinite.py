@@ -112,6 +112,23 @@ def test_many_small_gradients_one_bad():
     assert all(np.all(p == 1) for p in params) and opt.state == {}
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_scan_finds_every_position_whatever_sizes_came_before(dtype):
+    """The scan keeps its cut of the arrays into blocks per list of sizes: a different list
+    must get its own blocks, also after the kept ones have been dropped."""
+    from descentlab.optim.executors.finite import nonfinite_positions
+
+    rng = np.random.default_rng(0)
+    for trial in range(70):  # more lists of sizes than the scan keeps
+        sizes = rng.integers(1, 70_000, size=3)
+        grads = [np.ones(n, dtype) for n in sizes]
+        where = trial % 3
+        grads[where][rng.integers(sizes[where])] = np.inf if trial % 2 else np.nan
+        assert nonfinite_positions(grads) == [where]
+        grads[where][:] = 1
+        assert nonfinite_positions(grads) == []
+
+
 def test_skipped_steps_survive_a_state_dict_round_trip():
     p = np.ones(2)
     opt = optim.Adam([p], nonfinite="skip")

@@ -54,13 +54,31 @@ def nonfinite_positions(grads: Sequence[np.ndarray | None]) -> list[int]:
     skipped). The caller keeps ``grads`` alive during the call."""
     addresses, sizes, kinds = float_layout(grads)
     found: set[int] = set()
-    blocks = cut(sizes)
+    blocks = _blocks(sizes)
     if len(blocks):
         bad = np.zeros(len(blocks), np.bool_)
         _scan(addresses, kinds, blocks, bad)
-        found.update(np.unique(blocks[bad, 0]).tolist())
-    for i in np.flatnonzero(kinds == OTHER).tolist():
-        g = grads[i]
-        if g is not None and not np.isfinite(g).all():
-            found.add(i)
+        if bad.any():
+            found.update(np.unique(blocks[bad, 0]).tolist())
+    if (kinds == OTHER).any():
+        for i in np.flatnonzero(kinds == OTHER).tolist():
+            g = grads[i]
+            if g is not None and not np.isfinite(g).all():
+                found.add(i)
     return sorted(found)
+
+
+_BLOCKS: dict[bytes, np.ndarray] = {}
+
+
+def _blocks(sizes: np.ndarray) -> np.ndarray:
+    """``cut(sizes)``, kept for the sizes seen last: an optimizer asks for the same sizes at
+    every step, and cutting costs more than scanning a small model's gradients."""
+    key = sizes.tobytes()
+    blocks = _BLOCKS.get(key)
+    if blocks is None:
+        if len(_BLOCKS) >= 64:  # many optimizers, or changing sizes: start again
+            _BLOCKS.clear()
+        blocks = _BLOCKS[key] = cut(sizes)
+        blocks.flags.writeable = False
+    return blocks
