@@ -56,6 +56,11 @@ class Part:
     # what a launch prepared for this part and keeps from call to call (its arguments)
     scratch: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def point_at_gradients(self, addresses: np.ndarray) -> None:
+        """Fill the gradient column from ``addresses``, the data addresses of the whole
+        batch's gradients (int64, in the batch's order)."""
+        self.pointers[:, 1] = addresses if self.everyone else addresses[self.members]
+
 
 @dataclass
 class _Plan:
@@ -153,7 +158,7 @@ class Fused:
             raise ValueError(f"run_again: no fully fused plan of {len(addresses)} members "
                              f"under {key!r}")
         for part in plan.parts:
-            part.pointers[:, 1] = addresses if part.everyone else addresses[part.members]
+            part.point_at_gradients(addresses)
             self._launch(rule, part, part.blocks, h)
 
     def _run_part(self, rule, part: Part, h, addresses: np.ndarray,
@@ -162,12 +167,8 @@ class Fused:
         (indexed like the batch); members with a non-contiguous gradient are left to the
         caller."""
         blocks = part.blocks
-        if part.everyone:
-            part.pointers[:, 1] = addresses
-            rows = contiguous
-        else:
-            part.pointers[:, 1] = addresses[part.members]
-            rows = contiguous[part.members]
+        part.point_at_gradients(addresses)
+        rows = contiguous if part.everyone else contiguous[part.members]
         if not rows.all():
             blocks = blocks[rows[blocks[:, 0]]]
         if len(blocks) == 0:
