@@ -225,9 +225,16 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _step_planned(self, number: int, group: dict[str, Any], plan: StepPlan,
                       grads: list[torch.Tensor], scalars: dict[str, float]) -> None:
         """The step of a group whose plan ``ready`` confirmed: the same coefficients as
-        ``_step_group`` computes, one kernel call on the gradients' addresses."""
-        model, h = self._coefficients(group, scalars, plan.kept or _scalar_dtype(),
-                                      plan.active, plan.dtype)
+        ``_step_group`` computes, one kernel call on the gradients' addresses.
+
+        A rule without scalar state (SGD) has the same coefficients as long as the
+        hyperparameters are those of the step before: they are kept, which saves 3 µs a step,
+        and 12 µs after a kernel that streamed the caches (2^20 elements)."""
+        found = plan.coefficients if plan.unchanged and not plan.scalar_views else None
+        if found is None:
+            found = plan.coefficients = self._coefficients(
+                group, scalars, plan.kept or _scalar_dtype(), plan.active, plan.dtype)
+        model, h = found
         plan.write_scalars(model)
         self._fused.run_again(self.rule, h, (number, 0), plan.addresses(grads))
         increment_version(plan.tensors)  # as in ``_run``: parameters, state and scalar state

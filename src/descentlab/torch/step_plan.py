@@ -46,6 +46,11 @@ class StepPlan:
                  scalars: tuple[str, ...]) -> None:
         self.params = list(group["params"])
         self.hyperparameters = _plain_values(group)  # as checked before this step
+        # whether the last ``check`` found the hyperparameters of the step before, and the
+        # coefficients a step computed (reused by a rule without scalar state: see
+        # ``TorchOptimizer._step_planned``)
+        self.unchanged = False
+        self.coefficients: tuple[Any, Any] | None = None
         self.present = [p.grad is not None for p in self.params]
         self.members = list(itertools.compress(self.params, self.present))
         self.everyone = all(self.present)
@@ -74,7 +79,8 @@ class StepPlan:
         group holding one is checked at every step.
         """
         values = _plain_values(group)
-        if values is None or values != self.hyperparameters:
+        self.unchanged = values is not None and values == self.hyperparameters
+        if not self.unchanged:
             check(group)
             self.hyperparameters = values
 
