@@ -90,8 +90,10 @@ class StepPlan:
         self._objects = (tuple(group), tuple(group.values()))
 
     def _same_objects(self, group: dict[str, Any]) -> bool:
-        """Whether ``group`` holds the very key and value objects it held at the last check (a
-        comparison by identity, about a tenth of the cost of comparing the values)."""
+        """Whether ``group`` holds the very key and value objects it held at the last check: a
+        comparison by identity, cheaper than collecting the values and comparing them (a
+        step's check went from 7.5-11 µs to 5-6 µs on caches a 2^20-element step had
+        streamed through)."""
         keys, values = self._objects
         return (len(group) == len(keys) and all(map(operator.is_, group, keys))
                 and all(map(operator.is_, group.values(), values)))
