@@ -230,10 +230,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         A rule without scalar state (SGD) has the same coefficients as long as the
         hyperparameters are those of the step before: they are kept, which saves 3 µs a step,
         and 12 µs after a kernel that streamed the caches (2^20 elements)."""
-        found = plan.coefficients if plan.unchanged and not plan.scalar_views else None
+        found = plan.coefficients
         if found is None:
-            found = plan.coefficients = self._coefficients(
-                group, scalars, plan.kept or _scalar_dtype(), plan.active, plan.dtype)
+            found = self._coefficients(group, scalars, plan.kept or _scalar_dtype(),
+                                       plan.active, plan.dtype)
+            if not plan.scalar_views:
+                plan.coefficients = found
         model, h = found
         plan.write_scalars(model)
         self._fused.run_again(self.rule, h, (number, 0), plan.addresses(grads))

@@ -46,10 +46,9 @@ class StepPlan:
                  scalars: tuple[str, ...]) -> None:
         self.params = list(group["params"])
         self.hyperparameters = _plain_values(group)  # as checked before this step
-        # whether the last ``check`` found the hyperparameters of the step before, and the
-        # coefficients a step computed (reused by a rule without scalar state: see
+        # a step's coefficients, kept by a rule without scalar state while the hyperparameters
+        # stay those of the step that computed them (``check`` drops them on a change; see
         # ``TorchOptimizer._step_planned``)
-        self.unchanged = False
         self.coefficients: tuple[Any, Any] | None = None
         self._objects = (tuple(group), tuple(group.values()))  # see ``_same_objects``
         self.present = [p.grad is not None for p in self.params]
@@ -80,11 +79,10 @@ class StepPlan:
         group holding one is checked at every step.
         """
         if self.hyperparameters is not None and self._same_objects(group):
-            self.unchanged = True  # plain values are immutable: the same objects, the same values
-            return
+            return  # plain values are immutable: the same objects, the same values
         values = _plain_values(group)
-        self.unchanged = values is not None and values == self.hyperparameters
-        if not self.unchanged:
+        if values is None or values != self.hyperparameters:
+            self.coefficients = None
             check(group)
             self.hyperparameters = values
         self._objects = (tuple(group), tuple(group.values()))
