@@ -8,8 +8,10 @@ One float32 parameter of ``--elements`` elements with a gradient; torch.optim ru
 kernel where it has one (SGD, Adagrad, Adam, AdamW) and foreach otherwise. The two are timed
 in turns whose order alternates, so a slow spell of a shared machine hits both; the ratio is
 the median over the turns of torch's time over descentlab's (above 1: descentlab is faster).
-Then the step alone for the ten tensors of an MLP, for 1000 small tensors, and whole training
-steps (forward, backward, step) of the MLP with either optimizer.
+descentlab.torch runs as built and, where torch.optim has a fused kernel, with ``fused=True``
+too (which changes only how its float32 roots round: correctly, as torch's fused kernels,
+instead of as torch.sqrt). Then the step alone for the ten tensors of an MLP, for 1000 small
+tensors, and whole training steps (forward, backward, step) of the MLP with either optimizer.
 
 Each timed step follows a torch operation on other memory, as a step follows
 ``loss.backward()`` in training: torch's OpenMP workers are then still awake and spinning, which
@@ -40,20 +42,30 @@ def make(cls, elements: int, **kwargs):
 def paired(theirs, ours, repeats: int, before=None) -> tuple[float, float, float]:
     """Median ms of ``theirs()`` and ``ours()`` and the median of their paired ratios, timed in
     turns whose order alternates (so neither always runs second, on caches the other left)."""
-    for run in (theirs, ours):
+    (theirs_ms, ours_ms), (ratio,) = in_turns([theirs, ours], repeats, before)
+    return theirs_ms, ours_ms, ratio
+
+
+def in_turns(runs, repeats: int, before=None) -> tuple[list[float], list[float]]:
+    """Median ms of each of ``runs``, and for each run after the first the median over the
+    turns of the first's time over its own; every turn runs each once, in an order that
+    rotates and reverses from turn to turn."""
+    for run in runs:
         for _ in range(3):
             run()
-    times: dict[int, list[float]] = {0: [], 1: []}
+    times: list[list[float]] = [[] for _ in runs]
+    order = list(range(len(runs)))
     for repeat in range(repeats):
-        for key in ((0, 1) if repeat % 2 else (1, 0)):
+        turn = order[repeat % len(runs):] + order[:repeat % len(runs)]
+        for key in (turn if repeat % 2 else turn[::-1]):
             if before is not None:
                 before()
             start = time.perf_counter()
-            (theirs, ours)[key]()
+            runs[key]()
             times[key].append(time.perf_counter() - start)
-    ratios = [a / b for a, b in zip(times[0], times[1], strict=True)]
-    return (float(np.median(times[0])) * 1e3, float(np.median(times[1])) * 1e3,
-            float(np.median(ratios)))
+    first = np.array(times[0])
+    return ([float(np.median(t)) * 1e3 for t in times],
+            [float(np.median(first / np.array(t))) for t in times[1:]])
 
 
 def training_step(optimizer_class, model: torch.nn.Module, x, y, **kwargs):
@@ -94,14 +106,21 @@ def main() -> None:
     print(f"float32, {args.elements} elements, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; descentlab.torch runs on {DESCRIPTION}")
     backward = torch.ones(1 << 20)  # stands for the end of a backward pass
+    print("descentlab.torch as built (torch.sqrt's float32 roots, as torch.optim's default "
+          "steps) and, where torch.optim has a fused kernel, with fused=True (correctly "
+          "rounded roots, as that kernel)")
     for name in [n for n in dt.NAMES if hasattr(torch.optim, n)]:
         best = "fused" if name in TORCH_FUSED else "foreach"
-        theirs, ours, ratio = paired(
-            make(getattr(torch.optim, name), args.elements, **{best: True}).step,
-            make(dt.OPTIMIZERS[name], args.elements).step, args.repeats,
-            before=lambda: backward.mul_(1.0))
-        print(f"{name:9s} torch.optim ({best:7s}) {theirs:8.2f} ms   descentlab.torch "
-              f"{ours:7.2f} ms   ratio {ratio:5.2f}x", flush=True)
+        runs = [make(getattr(torch.optim, name), args.elements, **{best: True}).step,
+                make(dt.OPTIMIZERS[name], args.elements).step]
+        if best == "fused":
+            runs.append(make(dt.OPTIMIZERS[name], args.elements, fused=True).step)
+        ms, ratios = in_turns(runs, args.repeats, before=lambda: backward.mul_(1.0))
+        line = (f"{name:9s} torch.optim ({best:7s}) {ms[0]:8.2f} ms   descentlab.torch "
+                f"{ms[1]:7.2f} ms   ratio {ratios[0]:5.2f}x")
+        if best == "fused":
+            line += f"   fused=True {ms[2]:7.2f} ms   ratio {ratios[1]:5.2f}x"
+        print(line, flush=True)
 
     # whole training steps, where a step follows backward() as it does in practice
     torch.manual_seed(0)

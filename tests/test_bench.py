@@ -67,6 +67,22 @@ def test_bench_writes_a_consistent_record(tmp_path, capsys):
         assert many["ratio"] == pytest.approx(many["many_ms"] / many["one_ms"])
 
 
+@pytest.mark.parametrize("label, fused", [("Adagrad", True), ("SGD+momentum", True),
+                                          ("RMSprop", None), ("Lion", None)])
+def test_the_face_is_timed_with_the_flag_of_torchs_fused_kernel(label, fused):
+    """Where torch.optim has a fused kernel (its fastest), the face runs with fused=True, the
+    rounding of that kernel; elsewhere with torch.optim's signature as it is."""
+    require_torch()
+    from descentlab.bench.steps import torch_face_step
+
+    (config,) = [c for c in CONFIGS if c.label == label]
+    step = torch_face_step(config, [16], np.dtype(np.float32))
+    if label == "Lion":  # not in torch.optim: the face has it, with no implementation flags
+        assert "fused" not in step.__self__.param_groups[0]
+        return
+    assert step.__self__.param_groups[0].get("fused") is fused
+
+
 def test_bench_without_torch_and_lion(tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", "Lion", "--size", "1000", "--repeats", "1", "--many", "2x10",

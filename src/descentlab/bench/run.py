@@ -204,7 +204,8 @@ def render(result: dict[str, Any]):
                 f"{count} arrays of {small:,} elements against one of {count * small:,}. "
                 "torch/ours: torch.optim's time over descentlab's (above 1: descentlab faster); "
                 "descentlab.torch: the same kernels behind torch.optim's interface, on torch "
-                f"tensors (run on {m.get('torch_face_threads') or 'no torch here'}); "
+                f"tensors (run on {m.get('torch_face_threads') or 'no torch here'}), with "
+                "fused=True where torch.optim has a fused kernel (its rounding); "
                 "torch/face: torch.optim's best over it.",
     )
     has_torch = any("torch_ms" in r for r in result["rows"])

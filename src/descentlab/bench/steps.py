@@ -109,11 +109,17 @@ def _parameters(sizes: list[int], dtype: np.dtype) -> list:
 
 def torch_face_step(config: Config, sizes: list[int], dtype: np.dtype) -> Step | None:
     """A function that steps ``descentlab.torch``'s optimizer (the torch.optim face of the same
-    kernels) over new tensors of ``sizes``; None where the face has no such class."""
+    kernels) over new tensors of ``sizes``; None where the face has no such class.
+
+    Where torch.optim has a fused kernel the face gets ``fused=True`` too, as a user of that
+    kernel would write it: the flag makes the face round its float32 roots as that kernel
+    does (correctly, not as torch.sqrt), so the two compute the same thing."""
     from ..torch import OPTIMIZERS as FACE
 
     cls = FACE.get(config.algorithm)
-    return None if cls is None else cls(_parameters(sizes, dtype), **config.kwargs).step
+    flags = {"fused": True} if config.algorithm in TORCH_FUSED else {}
+    return None if cls is None else cls(_parameters(sizes, dtype), **config.kwargs,
+                                        **flags).step
 
 
 def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str) -> Step | None:

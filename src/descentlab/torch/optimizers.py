@@ -70,6 +70,15 @@ class TorchOptimizer(torch.optim.Optimizer):
         executor: ``"auto"`` (the default: the fused NumPy executor on CPU tensors, torch
             operations on other devices), ``"fused"`` (CPU only) or ``"torch"`` (torch
             operations everywhere; slower on the CPU, the same numbers).
+
+    torch.optim's ``foreach`` and ``fused`` flags choose whose rounding a float32 step
+    follows, never the speed (every step here is one fused pass). torch.optim's
+    implementations round their square roots differently on the CPU, and a model's loop
+    amplifies a one-unit difference (up to 5e-4 after 50 steps of the test CNN): its
+    single-tensor and foreach steps call ``torch.sqrt`` (MKL's, one unit low in about 0.6 % of
+    elements; see ``.roots``), its fused kernels (``fused=True``: SGD, Adagrad, Adam, AdamW)
+    round correctly (``vsqrtps``). A group with ``fused=True`` gets correctly rounded roots,
+    the others torch.sqrt's.
     """
 
     numpy_class: ClassVar[type]
@@ -201,10 +210,12 @@ class TorchOptimizer(torch.optim.Optimizer):
             kept = next((state[k].dtype for k in rule.scalars if k in state), _scalar_dtype())
             present = tuple(name in state for name in active)
             batches.setdefault((p.device, p.dtype, kept, scalars, present), []).append(p)
-        for batch, ((_, dtype, kept, scalars, present), params) in enumerate(batches.items()):
+        for batch, ((device, dtype, kept, scalars, present), params) in enumerate(
+                batches.items()):
             model, h = self._coefficients(
                 group, dict(zip(rule.scalars, scalars, strict=True)), kept,
-                [name for name, here in zip(active, present, strict=True) if here], dtype)
+                [name for name, here in zip(active, present, strict=True) if here], dtype,
+                kernels=device.type == "cpu" and self.executor != "torch")
             for p in params:
                 state = self.state[p]
                 self._create_state(state, p, group)
@@ -233,7 +244,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         found = plan.coefficients
         if found is None:
             found = self._coefficients(group, scalars, plan.kept or _scalar_dtype(),
-                                       plan.active, plan.dtype)
+                                       plan.active, plan.dtype, kernels=True)
             if not plan.scalar_views:
                 plan.coefficients = found
         model, h = found
@@ -242,17 +253,19 @@ class TorchOptimizer(torch.optim.Optimizer):
         increment_version(plan.tensors)  # as in ``_run``: parameters, state and scalar state
 
     def _coefficients(self, group: dict[str, Any], scalars: dict[str, Any], kept: torch.dtype,
-                      present: Iterable[str], dtype: torch.dtype) -> tuple[_ScalarState, Any]:
+                      present: Iterable[str], dtype: torch.dtype,
+                      kernels: bool) -> tuple[_ScalarState, Any]:
         """The rule's coefficients for one step of a batch of ``dtype`` parameters whose
         scalar state is ``scalars`` (kept in tensors of ``kept``) and whose state arrays
-        ``present`` exist; and the scalar state after the step."""
+        ``present`` exist; and the scalar state after the step. ``kernels``: the batch runs
+        in the fused kernels (else with torch operations)."""
         model = _ScalarState(scalars, kept)
         model.update(dict.fromkeys(present, True))
         h = self.rule.coefficients(group, model, scalar_type(group, NUMPY_DTYPES[dtype]))
-        # float32 roots rounded as torch.sqrt rounds them, where the kernels can (see .roots)
-        if (dtype is torch.float32 and "torch_sqrt" in h._fields
-                and torch_float32_sqrt_emulated()):
-            h = h._replace(torch_sqrt=True)
+        if dtype is torch.float32 and "torch_sqrt" in h._fields and not group.get("fused"):
+            # torch.sqrt's rounding: torch operations have it; the kernels where they can
+            # emulate it (see .roots)
+            h = h._replace(torch_sqrt=not kernels or torch_float32_sqrt_emulated())
         return model, h
 
     def _numpy(self, t: torch.Tensor) -> np.ndarray:

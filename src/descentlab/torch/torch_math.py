@@ -45,9 +45,14 @@ def _lerp(a: torch.Tensor, b: torch.Tensor, w: float, one: float) -> torch.Tenso
 
 
 def _square_root(x: torch.Tensor, h: NamedTuple) -> torch.Tensor:
-    """torch.sqrt itself, whatever ``h.torch_sqrt`` says: on tensors torch's rounding is the
-    one wanted."""
-    return torch.sqrt(x)
+    """torch.sqrt itself, unless ``h.torch_sqrt`` asks for a correctly rounded float32 root on
+    the CPU (the face's ``fused=True``), where torch.sqrt is MKL's and not correctly rounded:
+    that root is taken in float64 and rounded to float32, which gives the correctly rounded
+    result (rounding twice is harmless for a square root when the wider type has at least
+    2·24 + 2 bits)."""
+    if h.torch_sqrt or x.dtype != torch.float32 or x.device.type != "cpu":
+        return torch.sqrt(x)
+    return torch.sqrt(x.double()).float()
 
 
 # element functions that are torch operations on tensors, not rebuilt
