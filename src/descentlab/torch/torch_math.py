@@ -45,11 +45,12 @@ def _lerp(a: torch.Tensor, b: torch.Tensor, w: float, one: float) -> torch.Tenso
 
 
 def _square_root(x: torch.Tensor, h: NamedTuple) -> torch.Tensor:
-    """torch.sqrt itself, unless ``h.torch_sqrt`` asks for a correctly rounded float32 root on
-    the CPU (the face's ``fused=True``), where torch.sqrt is MKL's and not correctly rounded:
-    that root is taken in float64 and rounded to float32, which gives the correctly rounded
-    result (rounding twice is harmless for a square root when the wider type has at least
-    2·24 + 2 bits)."""
+    """torch.sqrt itself, except for a float32 tensor on the CPU when ``h.torch_sqrt`` is
+    false (the face's ``fused=True``): torch.sqrt is MKL's there and not correctly rounded,
+    so the root is taken in float64 and rounded to float32. MKL's float64 root is not always
+    correctly rounded either, but its errors are far below float32's resolution: the float32
+    result equals the correctly rounded root for every float32 in [1, 4), which covers every
+    significand (``test_a_float32_root_through_float64_is_correctly_rounded``)."""
     if h.torch_sqrt or x.dtype != torch.float32 or x.device.type != "cpu":
         return torch.sqrt(x)
     return torch.sqrt(x.double()).float()
