@@ -60,8 +60,9 @@ def nonfinite_positions(grads: Sequence[np.ndarray | None]) -> list[int]:
         _scan(addresses, kinds, blocks, bad)
         if bad.any():
             found.update(np.unique(blocks[bad, 0]).tolist())
-    if (kinds == OTHER).any():
-        for i in np.flatnonzero(kinds == OTHER).tolist():
+    others = kinds == OTHER
+    if others.any():
+        for i in np.flatnonzero(others).tolist():
             g = grads[i]
             if g is not None and not np.isfinite(g).all():
                 found.add(i)
