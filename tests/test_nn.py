@@ -205,3 +205,19 @@ def test_a_vanishing_network_has_zero_not_subnormal_gradients():
     for g in net.grads:
         assert not np.any((g != 0) & (np.abs(g) < tiny))
     assert not np.any(net.weight_grads[0]) and np.any(net.weight_grads[-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_backward_rounds_as_numpys_expression(dtype):
+    """The compiled backward pass computes (dy·y)·(1 − y) with NumPy's roundings, bit for bit;
+    a non-contiguous dy takes NumPy's path and agrees too."""
+    rng = np.random.default_rng(7)
+    sigmoid = nn.make_activation("sigmoid")
+    y = sigmoid.forward(rng.standard_normal((64, 256)).astype(dtype) * 4)
+    dy = (rng.standard_normal((64, 256)) * 10.0 ** rng.integers(-30, 3, (64, 256))).astype(dtype)
+    expected = dy * y * (1 - y)
+    got = sigmoid.backward(dy)
+    assert got.dtype == dtype and np.array_equal(got, expected)
+    wide = np.zeros((64, 512), dtype)
+    wide[:, ::2] = dy
+    assert np.array_equal(sigmoid.backward(wide[:, ::2]), expected)

@@ -1,0 +1,30 @@
+"""Waiting on descentlab.nn.team's helper thread in tests."""
+
+from __future__ import annotations
+
+import time
+
+from descentlab.nn import team as tm
+
+
+def wait_for(condition, seconds=10.0, pause=0.001):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        if pause:
+            time.sleep(pause)
+    return True
+
+
+def shared_product(product, board):
+    """Runs ``product()`` until the helper computed part of it (its job count grew): the
+    first call finds the helper asleep and wakes it; the next ones must come within its
+    idle time (a millisecond), so the wait for it to be awake does not sleep."""
+    jobs = board[tm.JOBS]
+    for _ in range(100):
+        result = product()
+        if board[tm.JOBS] > jobs:
+            return result
+        wait_for(lambda: board[tm.STATE] == tm.IDLE, seconds=1.0, pause=0)
+    raise AssertionError("the helper never took a job")

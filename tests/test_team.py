@@ -1,0 +1,122 @@
+"""descentlab.nn.team: the helper thread's hand-over, sleep and wake, stop, and fork."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numba
+import numpy as np
+import pytest
+from team_waits import shared_product, wait_for
+
+from descentlab.nn import team as tm
+
+# The test job: the helper doubles the first argument into the second slot.
+FIRST, SECOND = tm.ARGS, tm.ARGS + 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _double(board):
+    board[SECOND] = 2 * board[FIRST]
+
+
+@numba.njit(nogil=True, cache=True)
+def _hand_over(board, value):
+    """Claims the helper, posts ``value``, waits: its answer, or -1 if the helper was not
+    free."""
+    if not tm.claim(board):
+        return -1
+    board[FIRST] = value
+    tm.post(board)
+    tm.wait_done(board)
+    return board[SECOND]
+
+
+@pytest.fixture
+def team():
+    made = tm.Team(_double, idle_cycles=1 << 62)  # awake until stopped
+    yield made
+    made.stop()
+
+
+def test_a_new_team_sleeps_and_cannot_be_claimed(team):
+    assert team.board[tm.STATE] == tm.ASLEEP
+    assert _hand_over(team.board, 5) == -1
+    assert team.board[tm.JOBS] == 0
+
+
+def test_the_helper_computes_posted_jobs_in_order(team):
+    team.wake()
+    assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
+    answers = [_hand_over(team.board, v) for v in range(1, 201)]
+    assert answers == [2 * v for v in range(1, 201)]
+    assert team.board[tm.JOBS] == 200
+    assert team.board[tm.STATE] == tm.IDLE
+
+
+def test_a_claimed_helper_is_not_claimed_twice(team):
+    team.wake()
+    assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
+    assert tm.claim(team.board)
+    assert not tm.claim(team.board)  # a second caller computes alone
+    assert _hand_over(team.board, 3) == -1
+    team.board[FIRST] = 4
+    tm.post(team.board)
+    tm.wait_done(team.board)
+    assert team.board[SECOND] == 8 and team.board[tm.STATE] == tm.IDLE
+
+
+def test_an_idle_helper_sleeps_and_wakes_again():
+    team = tm.Team(_double, idle_cycles=10_000)  # a few microseconds
+    try:
+        for _ in range(3):
+            team.wake()
+            assert wait_for(lambda: team.board[tm.STATE] == tm.ASLEEP
+                            and team._thread is not None)
+        thread = team._thread
+        assert thread.is_alive()  # asleep on its Event, not gone
+    finally:
+        team.stop()
+    assert not thread.is_alive()
+
+
+def test_stop_ends_an_awake_helper(team):
+    team.wake()
+    assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
+    thread = team._thread
+    team.stop()
+    assert not thread.is_alive()
+    assert team.board[tm.STATE] == tm.STOP
+
+
+def _in_child(queue):
+    """After fork: the inherited team has no helper; a new one starts on the first wake."""
+    from descentlab.nn import matmul as mm
+
+    board = mm._TEAM.board
+    fresh = board[tm.STATE] == tm.ASLEEP and mm._TEAM._thread is None
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 256)).astype(np.float32)
+    w = rng.standard_normal((256, 256)).astype(np.float32)
+    try:
+        got = shared_product(lambda: mm.matmul(x, w), board)
+        right = bool(np.allclose(got, x @ w, rtol=1e-4, atol=1e-4))
+    except AssertionError:
+        right = False
+    queue.put((fresh, right, int(board[tm.JOBS])))
+
+
+def test_after_fork_the_child_starts_its_own_helper():
+    from descentlab.nn import matmul as mm
+
+    mm._TEAM.wake()  # the parent's helper is running when the child is forked
+    assert wait_for(lambda: mm._TEAM.board[tm.STATE] in (tm.IDLE, tm.ASLEEP))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_in_child, args=(queue,))
+    child.start()
+    fresh, right, jobs = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert fresh and right
+    assert jobs > 0  # the child's own helper computed half of a product
