@@ -47,8 +47,6 @@ from numba.extending import intrinsic
 from .team import (
     ARGS,
     ASLEEP,
-    BROADCAST,
-    DOT,
     DTYPE,
     IDLE,
     KIND,
@@ -305,6 +303,7 @@ def _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, fir
 
 # What the helper thread computes (see ``team``): the job's loop, its element type and its
 # twelve integer arguments, in the board.
+BROADCAST, DOT = 0, 1  # the loops: ``_broadcast_blocks``, ``_dot_rows``
 _F32, _F64 = np.zeros(1, np.float32), np.zeros(1, np.float64)
 
 

@@ -10,7 +10,8 @@ looks, so any other thread that wants the core gets it. The caller claims the he
 compare-and-swap, writes the job into the board, marks it posted, computes its own half and
 waits for the helper's "done". After about a millisecond without work the helper goes to
 sleep on an Event; a caller that finds it asleep computes the whole product itself and wakes
-it for the next one, so a sleeping helper never makes a product wait.
+it for the next one, so a sleeping helper never makes a product wait. So does a caller
+that finds the helper busy with another thread's job.
 
 The state machine (one int64, changed only by compare-and-swap or by its one owner):
 
@@ -44,10 +45,8 @@ IDLE, CLAIMED, POSTED, DONE, ASLEEP, STOP = range(6)
 # diagnostics) on the first cache line, the job on the next ones
 STATE, JOBS = 0, 1
 KIND, DTYPE = 8, 9  # the job: which loop, float32 (0) or float64 (1)
-ARGS = 10  # then up to 14 integer arguments
+ARGS = 10  # the job's integer arguments, from here to the end
 BOARD_SIZE = 32
-
-BROADCAST, DOT = 0, 1
 
 # Cycles the helper watches without work before it sleeps: about a millisecond at 2-3 GHz,
 # longer than the gaps between a training step's products, short enough not to hold a
