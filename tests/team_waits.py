@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import numba
+import pytest
+
 from descentlab.nn import team as tm
 
 
@@ -28,3 +31,16 @@ def shared_product(product, board):
             return result
         wait_for(lambda: board[tm.STATE] == tm.IDLE, seconds=1.0, pause=0)
     raise AssertionError("the helper never took a job")
+
+
+@pytest.fixture
+def numba_threads():
+    """Numba's full thread count for the test, restored after it: the products share work
+    only when the calling thread may use more than one (another test may have left it at 1,
+    as a sweep worker runs)."""
+    before = numba.get_num_threads()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba is limited to one thread here: the products never share")
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    yield
+    numba.set_num_threads(before)

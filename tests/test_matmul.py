@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from team_waits import shared_product
+from team_waits import numba_threads, shared_product  # noqa: F401 (a fixture)
 
 from descentlab.nn import matmul as mm
 from descentlab.nn import team as tm
@@ -52,6 +52,7 @@ def test_the_three_products_agree_with_float64_products(m, k, n, dtype):
     assert np.all(np.abs(got - exact) <= bound(dy, w.T, dtype))
 
 
+@pytest.mark.usefixtures("numba_threads")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_kernels_compute_the_lab_networks_products(monkeypatch, dtype):
     """The shapes of the 10 x 256 network go through the compiled kernels, on the calling

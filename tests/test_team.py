@@ -7,7 +7,7 @@ import multiprocessing
 import numba
 import numpy as np
 import pytest
-from team_waits import shared_product, wait_for
+from team_waits import numba_threads, shared_product, wait_for  # noqa: F401 (a fixture)
 
 from descentlab.nn import team as tm
 
@@ -106,6 +106,7 @@ def _in_child(queue):
     queue.put((fresh, right, int(board[tm.JOBS])))
 
 
+@pytest.mark.usefixtures("numba_threads")
 def test_after_fork_the_child_starts_its_own_helper():
     from descentlab.nn import matmul as mm
 
