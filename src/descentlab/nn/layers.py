@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import Activation
-from .matmul import aligned_empty, matmul, matmul_nt, matmul_tn
+from .aligned import aligned_empty
+from .matmul import matmul, matmul_nt, matmul_tn
 from .underflow import flush_tiny
 
 

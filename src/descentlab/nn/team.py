@@ -39,6 +39,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .aligned import aligned_empty
+
 IDLE, CLAIMED, POSTED, DONE, ASLEEP, STOP = range(6)
 
 # board slots (int64): the state (and the helper's count of jobs done, for tests and
@@ -164,10 +166,9 @@ def serve(board, run, idle_cycles) -> bool:
             give_way()
 
 
-def _aligned_board() -> np.ndarray:
-    raw = np.zeros(BOARD_SIZE + 8, np.int64)
-    start = (-raw.ctypes.data % 64) // 8
-    board = raw[start:start + BOARD_SIZE]
+def _new_board() -> np.ndarray:
+    board = aligned_empty((BOARD_SIZE,), np.int64)  # the state alone on its cache line
+    board[:] = 0
     board[STATE] = ASLEEP
     return board
 
@@ -191,7 +192,7 @@ class Team:
 
     def _reset(self) -> None:
         # also after fork in the child, where the parent's helper thread does not exist
-        self.board = _aligned_board()
+        self.board = _new_board()
         self._lock = threading.Lock()  # a fresh one: another thread may hold it at fork
         self._event = threading.Event()
         self._thread: threading.Thread | None = None
