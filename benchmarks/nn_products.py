@@ -1,5 +1,5 @@
 """The Dense layers' three matrix products: NumPy against descentlab.nn's compiled kernels, on
-the calling thread alone and shared with the helper thread (``descentlab.nn.team``).
+the calling thread alone and shared with the helper thread (``descentlab.native.team``).
 
     python benchmarks/nn_products.py [--batch B] [--width W] [--layers L] [--turns T]
 

@@ -1,4 +1,4 @@
-"""Waiting on descentlab.nn.team's helper thread in tests."""
+"""Waiting on descentlab.native.team's helper thread in tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import numba
 import pytest
 
-from descentlab.nn import team as tm
+from descentlab.native import team as tm
 
 
 def wait_for(condition, seconds=10.0, pause=0.001):
@@ -44,3 +44,19 @@ def numba_threads():
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     yield
     numba.set_num_threads(before)
+
+
+@pytest.fixture
+def awake_helper(monkeypatch):
+    """A helper thread that stays awake for the test, in place of the process's one for the
+    optimizer's launch and non-finite scan (so that a step is sure to find it free); stopped
+    after the test."""
+    from descentlab.optim.executors import finite, launches
+
+    team = tm.Team(idle_cycles=1 << 62)
+    team.wake()
+    assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
+    monkeypatch.setattr(launches, "HELPER", team)
+    monkeypatch.setattr(finite, "HELPER", team)
+    yield team
+    team.stop()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from team_waits import numba_threads, shared_product  # noqa: F401 (a fixture)
 
+from descentlab.native import team as tm
 from descentlab.nn import matmul as mm
-from descentlab.nn import team as tm
 
 # (rows, inner, columns): whole tiles; every remainder of rows (8-row, 4-row and 1-row tiles);
 # columns that end in a one-vector block or in a fringe NumPy computes; an inner dimension
@@ -72,13 +72,13 @@ def test_the_kernels_compute_the_lab_networks_products(monkeypatch, dtype):
     for shared in (False, True):
         monkeypatch.setattr(mm, "_SHARED", 1 if shared else 1 << 60)
         monkeypatch.setattr(mm.np, "matmul", refuse)
-        jobs = mm._TEAM.board[tm.JOBS]
+        jobs = tm.HELPER.board[tm.JOBS]
         for product, e in zip(products, expected, strict=True):
             out[...] = np.nan
-            g = shared_product(product, mm._TEAM.board) if shared else product()
+            g = shared_product(product, tm.HELPER.board) if shared else product()
             np.testing.assert_allclose(g, e, rtol=tolerance, atol=tolerance)
         if not shared:
-            assert mm._TEAM.board[tm.JOBS] == jobs  # the helper did nothing
+            assert tm.HELPER.board[tm.JOBS] == jobs  # the helper did nothing
         monkeypatch.undo()
 
 

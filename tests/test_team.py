@@ -1,4 +1,4 @@
-"""descentlab.nn.team: the helper thread's hand-over, sleep and wake, stop, and fork."""
+"""descentlab.native.team: the helper thread's hand-over, sleep and wake, stop, and fork."""
 
 from __future__ import annotations
 
@@ -9,46 +9,56 @@ import numpy as np
 import pytest
 from team_waits import numba_threads, shared_product, wait_for  # noqa: F401 (a fixture)
 
-from descentlab.nn import team as tm
+from descentlab.native import team as tm
+from descentlab.native.addresses import array_at
 
-# The test job: the helper doubles the first argument into the second slot.
-FIRST, SECOND = tm.ARGS, tm.ARGS + 1
+# The test job, kept in the board's spare slots: the helper writes, for each unit from
+# ``first`` to ``last``, twice the first argument plus the unit into the slot after it.
+VALUE = tm.SPARE
+_INT64 = np.zeros(1, np.int64)
+
+
+@numba.cfunc(tm.JOB, nogil=True, cache=True)
+def _double(arguments, first, last):
+    slots = array_at(arguments, 8, _INT64)
+    for unit in range(first, last):
+        slots[1 + unit] = 2 * slots[0] + unit
 
 
 @numba.njit(nogil=True, cache=True)
-def _double(board):
-    board[SECOND] = 2 * board[FIRST]
+def _post(board, job, value, first, last):
+    board[VALUE] = value
+    tm.post(board, job, board.ctypes.data + VALUE * 8, first, last)
 
 
 @numba.njit(nogil=True, cache=True)
-def _hand_over(board, value):
-    """Claims the helper, posts ``value``, waits: its answer, or -1 if the helper was not
-    free."""
+def _hand_over(board, job, value):
+    """Claims the helper, posts ``value`` (one unit, the first), waits: its answer, or -1
+    if the helper was not free."""
     if not tm.claim(board):
         return -1
-    board[FIRST] = value
-    tm.post(board)
+    _post(board, job, value, 0, 1)
     tm.wait_done(board)
-    return board[SECOND]
+    return board[VALUE + 1]
 
 
 @pytest.fixture
 def team():
-    made = tm.Team(_double, idle_cycles=1 << 62)  # awake until stopped
+    made = tm.Team(idle_cycles=1 << 62)  # awake until stopped
     yield made
     made.stop()
 
 
 def test_a_new_team_sleeps_and_cannot_be_claimed(team):
     assert team.board[tm.STATE] == tm.ASLEEP
-    assert _hand_over(team.board, 5) == -1
+    assert _hand_over(team.board, _double.address, 5) == -1
     assert team.board[tm.JOBS] == 0
 
 
 def test_the_helper_computes_posted_jobs_in_order(team):
     team.wake()
     assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
-    answers = [_hand_over(team.board, v) for v in range(1, 201)]
+    answers = [_hand_over(team.board, _double.address, v) for v in range(1, 201)]
     assert answers == [2 * v for v in range(1, 201)]
     assert team.board[tm.JOBS] == 200
     assert team.board[tm.STATE] == tm.IDLE
@@ -59,15 +69,29 @@ def test_a_claimed_helper_is_not_claimed_twice(team):
     assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
     assert tm.claim(team.board)
     assert not tm.claim(team.board)  # a second caller computes alone
-    assert _hand_over(team.board, 3) == -1
-    team.board[FIRST] = 4
-    tm.post(team.board)
+    assert _hand_over(team.board, _double.address, 3) == -1
+    _post(team.board, _double.address, 4, 0, 1)
     tm.wait_done(team.board)
-    assert team.board[SECOND] == 8 and team.board[tm.STATE] == tm.IDLE
+    assert team.board[VALUE + 1] == 8 and team.board[tm.STATE] == tm.IDLE
+
+
+def test_in_halves_gives_the_helper_the_second_half(team):
+    """The caller does units 0 to 2 itself and the helper 3 to 6: the job's slots say who
+    wrote what (the helper's job count grows by one)."""
+    slots = np.zeros(8, np.int64)
+    slots[0] = 10
+    assert not tm.in_halves(team.board, _double.address, slots.ctypes.data, 7)
+    assert not slots[1:].any()  # an asleep helper: nothing was done
+    team.wake()
+    assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
+    assert tm.in_halves(team.board, _double.address, slots.ctypes.data, 7)
+    assert slots[1:].tolist() == [20 + unit for unit in range(7)]
+    assert team.board[tm.JOBS] == 1
+    assert (team.board[tm.FIRST], team.board[tm.LAST]) == (3, 7)
 
 
 def test_an_idle_helper_sleeps_and_wakes_again():
-    team = tm.Team(_double, idle_cycles=10_000)  # a few microseconds
+    team = tm.Team(idle_cycles=10_000)  # a few microseconds
     try:
         for _ in range(3):
             team.wake()
@@ -93,8 +117,8 @@ def _in_child(queue):
     """After fork: the inherited team has no helper; a new one starts on the first wake."""
     from descentlab.nn import matmul as mm
 
-    board = mm._TEAM.board
-    fresh = board[tm.STATE] == tm.ASLEEP and mm._TEAM._thread is None
+    board = tm.HELPER.board
+    fresh = board[tm.STATE] == tm.ASLEEP and tm.HELPER._thread is None
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 256)).astype(np.float32)
     w = rng.standard_normal((256, 256)).astype(np.float32)
@@ -108,10 +132,8 @@ def _in_child(queue):
 
 @pytest.mark.usefixtures("numba_threads")
 def test_after_fork_the_child_starts_its_own_helper():
-    from descentlab.nn import matmul as mm
-
-    mm._TEAM.wake()  # the parent's helper is running when the child is forked
-    assert wait_for(lambda: mm._TEAM.board[tm.STATE] in (tm.IDLE, tm.ASLEEP))
+    tm.HELPER.wake()  # the parent's helper is running when the child is forked
+    assert wait_for(lambda: tm.HELPER.board[tm.STATE] in (tm.IDLE, tm.ASLEEP))
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_in_child, args=(queue,))

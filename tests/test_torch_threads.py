@@ -19,8 +19,9 @@ torch = require_torch()  # CI requires torch: a missing one fails here, never sk
 
 import descentlab.optim as npoptim  # noqa: E402
 import descentlab.torch as dt  # noqa: E402
-from descentlab.optim.executors.fused import Fused, numba_launch  # noqa: E402
+from descentlab.optim.executors.fused import Fused  # noqa: E402
 from descentlab.optim.executors.fused import _make_plan as fused_plan  # noqa: E402
+from descentlab.optim.executors.launches import numba_launch  # noqa: E402
 from descentlab.optim.rules.sgd import SGDCoefficients  # noqa: E402
 from descentlab.torch import torch_threads  # noqa: E402
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..native.aligned import aligned_empty
 from .activations import Activation
-from .aligned import aligned_empty
 from .matmul import matmul, matmul_nt, matmul_tn
 from .underflow import flush_tiny
 

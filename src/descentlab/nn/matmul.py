@@ -43,15 +43,15 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .aligned import ALIGNMENT, aligned_empty
-from .team import (
-    ARGS,
+from ..native.addresses import array_at
+from ..native.aligned import ALIGNMENT, aligned_empty
+from ..native.team import (
     ASLEEP,
-    DTYPE,
+    HELPER,
     IDLE,
-    KIND,
+    JOB,
+    SPARE,
     STATE,
-    Team,
     claim,
     load_acquire,
     post,
@@ -289,82 +289,6 @@ def _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, fir
         i += height
 
 
-# What the helper thread computes (see ``team``): the job's loop, its element type and its
-# twelve integer arguments, in the board.
-BROADCAST, DOT = 0, 1  # the loops: ``_broadcast_blocks``, ``_dot_rows``
-_F32, _F64 = np.zeros(1, np.float32), np.zeros(1, np.float64)
-
-
-@numba.njit(nogil=True, cache=True)
-def _job(like, board):
-    g = board[ARGS:ARGS + 12]
-    if board[KIND] == BROADCAST:
-        _broadcast_blocks(like, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9],
-                          g[10], g[11])
-    else:
-        _dot_rows(like, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9])
-
-
-@numba.njit(nogil=True, cache=True)
-def _run_job(board):
-    if board[DTYPE] == 0:
-        _job(_F32, board)
-    else:
-        _job(_F64, board)
-
-
-_TEAM = Team(_run_job)
-
-
-@numba.njit(nogil=True, cache=True)
-def _post(like, board, kind, g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11):
-    """Writes a job into the claimed board and posts it."""
-    board[KIND] = kind
-    board[DTYPE] = 0 if like.itemsize == 4 else 1
-    g = board[ARGS:ARGS + 12]
-    g[0], g[1], g[2], g[3], g[4], g[5] = g0, g1, g2, g3, g4, g5
-    g[6], g[7], g[8], g[9], g[10], g[11] = g6, g7, g8, g9, g10, g11
-    post(board)
-
-
-@numba.njit(nogil=True, cache=True)
-def _broadcast(like, board, share, a, sar, sak, b, sb, c, sc, rows, columns, depth):
-    """All of C = A @ B's column blocks (see ``_broadcast_blocks``), the second half of them
-    computed by the helper thread when ``share`` and the helper is free. Returns the helper's
-    state when it was not used (ASLEEP: the caller should wake it), else IDLE."""
-    blocks = (columns + 2 * (VECTOR_BYTES // like.itemsize) - 1) // (
-        2 * (VECTOR_BYTES // like.itemsize))
-    if share and claim(board):
-        half = blocks // 2
-        _post(like, board, BROADCAST, a, sar, sak, b, sb, c, sc, rows, columns, depth, half,
-              blocks)
-        _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, 0, half)
-        wait_done(board)
-        return IDLE
-    _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, 0, blocks)
-    return load_acquire(board, STATE) if share else IDLE
-
-
-@numba.njit(nogil=True, cache=True)
-def _forward(x, w, columns, board, share):
-    """x @ w for w's first ``columns`` columns (a multiple of the lanes), the rest left
-    uninitialised; and the helper's state (``_broadcast``)."""
-    rows, depth = x.shape
-    n = w.shape[1]
-    out = _aligned_like(x, rows, n)
-    state = _broadcast(x, board, share, x.ctypes.data, depth, 1, w.ctypes.data, n,
-                       out.ctypes.data, n, rows, columns, depth)
-    return out, state
-
-
-@numba.njit(nogil=True, cache=True)
-def _weight_gradient(x, dy, out, columns, board, share):
-    depth, rows = x.shape
-    n = dy.shape[1]
-    return _broadcast(x, board, share, x.ctypes.data, 1, rows, dy.ctypes.data, n,
-                      out.ctypes.data, n, rows, columns, depth)
-
-
 @numba.njit(nogil=True, cache=True)
 def _dot_rows(like, a, sa, b, sb, c, sc, rows, first, last, depth):
     size = like.itemsize
@@ -376,8 +300,87 @@ def _dot_rows(like, a, sa, b, sb, c, sc, rows, first, last, depth):
                    depth, sa, sb, sc)
 
 
+# What the helper thread computes (see ``team``): one job function for both loops, whose
+# arguments are kept in the board's spare slots: the loop, the element type (0 for float32)
+# and ten integers.
+BROADCAST, DOT = 0, 1  # the loops: ``_broadcast_blocks``, ``_dot_rows``
+_F32, _F64, _I64 = (np.zeros(1, t) for t in (np.float32, np.float64, np.int64))
+_ARGUMENTS = 12
+
+
 @numba.njit(nogil=True, cache=True)
-def _input_gradient(dy, w, board, share):
+def _job_of(like, g, first, last):
+    if g[0] == BROADCAST:
+        _broadcast_blocks(like, g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11],
+                          first, last)
+    else:
+        _dot_rows(like, g[2], g[3], g[4], g[5], g[6], g[7], g[8], first, last, g[9])
+
+
+@numba.cfunc(JOB, nogil=True, cache=True)
+def _job(arguments, first, last):
+    g = array_at(arguments, _ARGUMENTS, _I64)
+    if g[1] == 0:
+        _job_of(_F32, g, first, last)
+    else:
+        _job_of(_F64, g, first, last)
+
+
+# passed to the compiled drivers as an argument, not read as a global: Numba would bake the
+# address into cached machine code, and another process loads the function elsewhere
+_JOB = _job.address
+
+
+@numba.njit(nogil=True, cache=True)
+def _post(like, board, job, kind, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, first, last):
+    """Writes a job into the claimed board's spare slots and posts it."""
+    g = board[SPARE:SPARE + _ARGUMENTS]
+    g[0], g[1] = kind, (0 if like.itemsize == 4 else 1)
+    g[2], g[3], g[4], g[5], g[6], g[7] = g2, g3, g4, g5, g6, g7
+    g[8], g[9], g[10], g[11] = g8, g9, g10, g11
+    post(board, job, board.ctypes.data + SPARE * 8, first, last)
+
+
+@numba.njit(nogil=True, cache=True)
+def _broadcast(like, board, job, share, a, sar, sak, b, sb, c, sc, rows, columns, depth):
+    """All of C = A @ B's column blocks (see ``_broadcast_blocks``), the second half of them
+    computed by the helper thread when ``share`` and the helper is free. Returns the helper's
+    state when it was not used (ASLEEP: the caller should wake it), else IDLE."""
+    blocks = (columns + 2 * (VECTOR_BYTES // like.itemsize) - 1) // (
+        2 * (VECTOR_BYTES // like.itemsize))
+    if share and claim(board):
+        half = blocks // 2
+        _post(like, board, job, BROADCAST, a, sar, sak, b, sb, c, sc, rows, columns, depth,
+              half, blocks)
+        _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, 0, half)
+        wait_done(board)
+        return IDLE
+    _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, 0, blocks)
+    return load_acquire(board, STATE) if share else IDLE
+
+
+@numba.njit(nogil=True, cache=True)
+def _forward(x, w, columns, board, job, share):
+    """x @ w for w's first ``columns`` columns (a multiple of the lanes), the rest left
+    uninitialised; and the helper's state (``_broadcast``)."""
+    rows, depth = x.shape
+    n = w.shape[1]
+    out = _aligned_like(x, rows, n)
+    state = _broadcast(x, board, job, share, x.ctypes.data, depth, 1, w.ctypes.data, n,
+                       out.ctypes.data, n, rows, columns, depth)
+    return out, state
+
+
+@numba.njit(nogil=True, cache=True)
+def _weight_gradient(x, dy, out, columns, board, job, share):
+    depth, rows = x.shape
+    n = dy.shape[1]
+    return _broadcast(x, board, job, share, x.ctypes.data, 1, rows, dy.ctypes.data, n,
+                      out.ctypes.data, n, rows, columns, depth)
+
+
+@numba.njit(nogil=True, cache=True)
+def _input_gradient(dy, w, board, job, share):
     """dy @ w.T for dy's rows in whole tiles (the rest left uninitialised), and the helper's
     state (as ``_broadcast``)."""
     rows, depth = dy.shape
@@ -387,7 +390,7 @@ def _input_gradient(dy, w, board, share):
     a, b, c = dy.ctypes.data, w.ctypes.data, out.ctypes.data
     if share and claim(board):
         half = blocks // 2
-        _post(dy, board, DOT, a, depth, b, depth, c, n, rows, half, blocks, depth, 0, 0)
+        _post(dy, board, job, DOT, a, depth, b, depth, c, n, rows, depth, 0, 0, half, blocks)
         _dot_rows(dy, a, depth, b, depth, c, n, rows, 0, half, depth)
         wait_done(board)
         return out, IDLE
@@ -404,7 +407,7 @@ def _share(work: int) -> bool:
 
 def _woken(state: int) -> None:
     if state == ASLEEP:
-        _TEAM.wake()
+        HELPER.wake()
 
 
 def _compiled(*arrays: np.ndarray) -> bool:
@@ -423,7 +426,7 @@ def matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
         out = aligned_empty((m, n), np.result_type(x, w))
         np.matmul(x, w, out=out)
         return out
-    out, state = _forward(x, w, done, _TEAM.board, _share(m * done * k))
+    out, state = _forward(x, w, done, HELPER.board, _JOB, _share(m * done * k))
     _woken(state)
     if done < n:
         out[:, done:] = x @ w[:, done:]
@@ -438,7 +441,7 @@ def matmul_tn(x: np.ndarray, dy: np.ndarray, out: np.ndarray) -> np.ndarray:
     done = n - n % lanes
     if not _compiled(x, dy, out) or m * n * k < _SMALL or not done:
         return np.matmul(x.T, dy, out=out)
-    _woken(_weight_gradient(x, dy, out, done, _TEAM.board, _share(m * done * k)))
+    _woken(_weight_gradient(x, dy, out, done, HELPER.board, _JOB, _share(m * done * k)))
     if done < n:
         out[:, done:] = x.T @ dy[:, done:]
     return out
@@ -455,7 +458,7 @@ def matmul_nt(dy: np.ndarray, w: np.ndarray) -> np.ndarray:
         out = aligned_empty((m, n), np.result_type(dy, w))
         np.matmul(dy, w.T, out=out)
         return out
-    out, state = _input_gradient(dy, w, _TEAM.board, _share(m * n * k))
+    out, state = _input_gradient(dy, w, HELPER.board, _JOB, _share(m * n * k))
     _woken(state)
     done = m - m % _DOT_ROWS
     if done < m:

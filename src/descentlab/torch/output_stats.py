@@ -27,8 +27,8 @@ import numba
 import numpy as np
 import torch
 
+from ..native.addresses import array_at
 from ..nn.activations import SATURATION
-from ..optim.executors.ndarray_fields import array_at
 from .optimizers import NUMPY_DTYPES
 
 # what an output's inactive entries are, by the module that made it

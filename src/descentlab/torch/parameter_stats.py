@@ -20,8 +20,8 @@ import numba
 import numpy as np
 import torch
 
+from ..native.addresses import array_at
 from ..optim.executors.fused import cut
-from ..optim.executors.ndarray_fields import array_at
 from .optimizers import NUMPY_DTYPES
 
 # below this many elements in all, the passes run on one thread: waking the others cost more

@@ -8,8 +8,9 @@ What it does per call, and why it is cheap for many small arrays:
    blocks. The plan holds references to the arrays, so their memory stays theirs.
 2. The gradients are new arrays at every step: their data addresses are read in one vectorised
    call (``ndarray_fields.data_addresses``).
-3. One kernel call per dtype steps every fused member, on Numba's thread pool, or on the pool
-   of a ``launch`` the owner gave (descentlab.torch runs it on torch's own OpenMP threads).
+3. One kernel call per dtype steps every fused member, on the threads its ``launch`` chooses
+   (``launches``: this thread and the helper thread, or Numba's pool; descentlab.torch runs
+   it on torch's own OpenMP threads).
 
 A member whose parameter, gradient or state is not C-contiguous (a transposed or strided view)
 is stepped by the array-wise reference instead: the result is the same, only slower. So is a
@@ -22,8 +23,7 @@ dtype.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -31,15 +31,11 @@ import numpy as np
 
 from ..rules import Rule
 from .arraywise import step_member
-from .kernels import COLUMNS, coefficients_as, kernel_for
+from .kernels import COLUMNS
+from .launches import Launch, helper_launch
 from .ndarray_fields import data_addresses, object_ids
 
 BLOCK = 1 << 15  # elements per unit of work: big arrays are cut so that all threads share them
-
-# Numba's threading layers are not all thread-safe (its "workqueue" layer, used where neither
-# TBB nor OpenMP is there, must not be entered by two threads at once): a step holds this lock
-# while its kernels run.
-_LAUNCH = threading.Lock()
 
 
 @dataclass
@@ -84,30 +80,17 @@ class _Plan:
         return True
 
 
-def numba_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
-    """Step ``blocks`` of ``part`` on Numba's thread pool."""
-    kernel = kernel_for(rule, part.active, h)
-    h = coefficients_as(h, part.dtype)
-    with _LAUNCH:
-        kernel(part.pointers, blocks, h, part.like)
-
-
-# launch(rule, part, blocks, h): steps ``blocks`` of ``part`` with the coefficients ``h`` as the
-# rule made them (Python floats); the launch rounds them to the part's dtype, as NumPy rounds a
-# Python float that meets a float32 array
-Launch = Callable[[Rule, Part, np.ndarray, NamedTuple], None]
-
-
 class Fused:
     """Steps a batch of parameters with one compiled kernel call per dtype.
 
     Args:
-        launch: runs a part's kernel over its blocks (the default: :func:`numba_launch`).
+        launch: runs a part's kernel over its blocks (the default:
+            :func:`launches.helper_launch`).
     """
 
     name = "fused"
 
-    def __init__(self, launch: Launch = numba_launch) -> None:
+    def __init__(self, launch: Launch = helper_launch) -> None:
         self._plans: dict[Hashable, _Plan] = {}
         self._launch = launch
 

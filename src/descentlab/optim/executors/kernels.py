@@ -33,9 +33,9 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, register_jitable
 
+from ...native.addresses import array_at
 from ..rules import Rule, _torch_sqrt
 from ..rules._base import ELEMENTWISE
-from .ndarray_fields import array_at
 
 MAX_ARRAYS = 3  # the most state arrays any rule keeps (Adam with AMSGrad, RMSprop)
 COLUMNS = 2 + MAX_ARRAYS

@@ -25,34 +25,13 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from numba import carray, njit, types
-from numba.extending import intrinsic, register_jitable
+from numba import njit
+
+from ...native.addresses import address_as_pointer
 
 WORD = ctypes.sizeof(ctypes.c_void_p)
 C_CONTIGUOUS = 0x1  # NPY_ARRAY_C_CONTIGUOUS
 WRITEABLE = 0x400  # NPY_ARRAY_WRITEABLE
-
-
-@intrinsic
-def address_as_pointer(typingctx, address, like):
-    """``address`` (an int64) as a pointer to elements of ``like``'s dtype (Numba only)."""
-    signature = types.CPointer(like.dtype)(address, like)
-
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
-
-    return signature, codegen
-
-
-@register_jitable(inline="always")
-def array_at(address, count, like):
-    """The ``count`` elements of ``like``'s dtype at ``address``, as a 1-d array (Numba only;
-    no copy: the caller keeps the memory alive).
-
-    A jitable function rather than a dispatcher: the fused kernels' cache keys pickle the
-    functions they close over, with the globals those use, and a dispatcher pickles with an id
-    drawn anew in every process (each process would compile again)."""
-    return carray(address_as_pointer(address, like), count)
 
 
 class Offsets(NamedTuple):

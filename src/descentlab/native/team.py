@@ -1,4 +1,6 @@
-"""A second thread for the Dense layers' products that takes a job in about a microsecond.
+"""A second thread that takes a compiled job in about a microsecond: half of a Dense layer's
+product (``descentlab.nn.matmul``), half of an optimizer step and of its non-finite scan
+(``descentlab.optim.executors``).
 
 Why not Numba's threads: a product of the lab's sizes is 40-80 µs of arithmetic, and starting
 Numba's TBB workers (which sleep between launches) costs about 20 µs of it; Numba's OpenMP
@@ -9,9 +11,15 @@ shared memory (the *board*'s state), and yields the processor (``sched_yield``) 
 looks, so any other thread that wants the core gets it. The caller claims the helper by
 compare-and-swap, writes the job into the board, marks it posted, computes its own half and
 waits for the helper's "done". After about a millisecond without work the helper goes to
-sleep on an Event; a caller that finds it asleep computes the whole product itself and wakes
-it for the next one, so a sleeping helper never makes a product wait. So does a caller
-that finds the helper busy with another thread's job.
+sleep on an Event; a caller that finds it asleep does the whole job itself (and may wake it
+for the next one), so a sleeping helper never makes a job wait. So does a caller that finds
+the helper busy with another thread's job.
+
+A job is a compiled function with the signature :data:`JOB`, ``(arguments, first, last)``:
+``arguments`` is an address where the function finds what it works on (the caller keeps that
+memory alive until the job is done), and ``first`` to ``last`` is the helper's share of its
+units of work. The board holds the function's address and the three integers; callers that
+need little room may keep their arguments in the board's spare slots (``SPARE``).
 
 The state machine (one int64, changed only by compare-and-swap or by its one owner):
 
@@ -23,7 +31,7 @@ The state machine (one int64, changed only by compare-and-swap or by its one own
 - ``STOP``: the helper exits (at interpreter exit).
 
 After ``fork`` the child has no helper thread: its board is reset to ASLEEP with no thread,
-and the first product there starts a new one.
+and the first wake there starts a new one.
 """
 
 from __future__ import annotations
@@ -46,9 +54,12 @@ IDLE, CLAIMED, POSTED, DONE, ASLEEP, STOP = range(6)
 # board slots (int64): the state (and the helper's count of jobs done, for tests and
 # diagnostics) on the first cache line, the job on the next ones
 STATE, JOBS = 0, 1
-KIND, DTYPE = 8, 9  # the job: which loop, float32 (0) or float64 (1)
-ARGS = 10  # the job's integer arguments, from here to the end
+FUNCTION, ARGUMENTS, FIRST, LAST = 8, 9, 10, 11  # the job: what to call, with what
+SPARE = 16  # slots from here to the end: arguments a caller may keep in the board
 BOARD_SIZE = 32
+
+# a job function's signature: (address of its arguments, first unit, last unit + 1)
+JOB = types.void(types.int64, types.int64, types.int64)
 
 # Cycles the helper watches without work before it sleeps: about a millisecond at 2-3 GHz,
 # longer than the gaps between a training step's products, short enough not to hold a
@@ -120,6 +131,20 @@ def cycles(typingctx):
     return types.int64(), codegen
 
 
+@intrinsic
+def call_job(typingctx, function, arguments, first, last):
+    """Calls the :data:`JOB` function at address ``function`` (a ``numba.cfunc``'s
+    ``address``): how the helper runs a job it knows only from the board."""
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        kind = ir.FunctionType(ir.VoidType(), [i64, i64, i64])
+        builder.call(builder.inttoptr(args[0], kind.as_pointer()), args[1:])
+        return context.get_dummy_value()
+
+    return types.void(function, arguments, first, last), codegen
+
+
 @numba.njit(nogil=True, cache=True)
 def claim(board) -> bool:
     """Whether the helper is now this caller's (IDLE -> CLAIMED); the caller then writes the
@@ -128,7 +153,12 @@ def claim(board) -> bool:
 
 
 @numba.njit(nogil=True, cache=True)
-def post(board) -> None:
+def post(board, function, arguments, first, last) -> None:
+    """Hands the claimed helper ``function(arguments, first, last)``."""
+    board[FUNCTION] = function
+    board[ARGUMENTS] = arguments
+    board[FIRST] = first
+    board[LAST] = last
     store_release(board, STATE, POSTED)
 
 
@@ -146,14 +176,28 @@ def wait_done(board) -> None:
 
 
 @numba.njit(nogil=True, cache=True)
-def serve(board, run, idle_cycles) -> bool:
-    """The helper's loop: ``run(board)`` for every posted job, until STOP (True) or until
-    ``idle_cycles`` pass without work and the helper goes to sleep (False)."""
+def in_halves(board, function, arguments, units) -> bool:
+    """``function(arguments, 0, units)`` done by this thread and the helper, half each (the
+    helper takes the second half), if the helper is free: whether it was. If it was not,
+    nothing was done and the caller does the whole job its own way."""
+    if not claim(board):
+        return False
+    half = units // 2
+    post(board, function, arguments, half, units)
+    call_job(function, arguments, 0, half)
+    wait_done(board)
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def serve(board, idle_cycles) -> bool:
+    """The helper's loop: every posted job, until STOP (True) or until ``idle_cycles`` pass
+    without work and the helper goes to sleep (False)."""
     since = cycles()
     while True:
         state = load_acquire(board, STATE)
         if state == POSTED:
-            run(board)
+            call_job(board[FUNCTION], board[ARGUMENTS], board[FIRST], board[LAST])
             board[JOBS] += 1
             store_release(board, STATE, DONE)
             since = cycles()
@@ -174,17 +218,16 @@ def _new_board() -> np.ndarray:
 
 
 class Team:
-    """One helper thread serving ``run(board)`` jobs (see the module's docstring).
+    """One helper thread serving the jobs posted on its board (see the module's docstring).
 
     Args:
-        run: a compiled function of the board that does the helper's part of a posted job.
         idle_cycles: how long the helper watches without work before it sleeps.
 
     ``board`` is the shared memory a caller claims, fills and posts; ``wake()`` is called by
-    a caller that found the helper ASLEEP."""
+    a caller that found the helper ASLEEP. The process's helper is :data:`HELPER`; tests make
+    their own."""
 
-    def __init__(self, run, idle_cycles: int = IDLE_CYCLES) -> None:
-        self._run = run
+    def __init__(self, idle_cycles: int = IDLE_CYCLES) -> None:
         self.idle_cycles = idle_cycles
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
@@ -206,11 +249,10 @@ class Team:
                     # Compiled (or loaded from the cache) here, not in the new thread: LLVM
                     # holds a process-wide lock while it works, and a fork that caught the
                     # helper inside it would leave the child waiting on it for ever.
-                    serve.compile((numba.typeof(self.board), numba.typeof(self._run),
-                                   types.int64))
+                    serve.compile((numba.typeof(self.board), types.int64))
                     self._thread = threading.Thread(
                         target=self._serve, args=(self.board, self._event),
-                        name="descentlab-product-helper", daemon=True)
+                        name="descentlab-helper", daemon=True)
                     self._thread.start()
                     return
         self._event.set()
@@ -219,7 +261,7 @@ class Team:
         while not self._stopping:
             event.clear()
             board[STATE] = IDLE  # only the helper leaves ASLEEP
-            if serve(board, self._run, self.idle_cycles):
+            if serve(board, self.idle_cycles):
                 return
             event.wait()
 
@@ -233,3 +275,7 @@ class Team:
         self._event.set()
         thread.join(timeout=1.0)
         self._thread = None
+
+
+# the process's helper, shared by everything that posts jobs
+HELPER = Team()

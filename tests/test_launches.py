@@ -1,0 +1,112 @@
+"""The optimizer step and the non-finite scan shared with the helper thread
+(``optim.executors.launches``, ``finite``): the same numbers as on Numba's thread pool, every
+block stepped or scanned once, and the pool used whenever the helper is not free."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from team_waits import awake_helper, numba_threads  # noqa: F401 (fixtures)
+
+import descentlab.optim as optim
+from descentlab.native import team as tm
+from descentlab.optim.executors.finite import nonfinite_positions
+from descentlab.optim.executors.fused import BLOCK, Fused
+from descentlab.optim.executors.launches import numba_launch
+
+# several blocks of unequal sizes, so that both halves have work and the cut falls inside an
+# array: blocks 0-3 (the first array), 4 (the second), 5 (the third), 6 (the fourth)
+SIZES = (3 * BLOCK + 5, 7, BLOCK, 1000)
+OPTIONS = {"SGD": {"momentum": 0.9, "nesterov": True}, "Adam": {"amsgrad": True},
+           "RMSprop": {"centered": True, "momentum": 0.5}}
+
+
+def _problem(dtype, steps=3):
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(n).astype(dtype) for n in SIZES]
+    grads = [[rng.standard_normal(n).astype(dtype) for n in SIZES] for _ in range(steps)]
+    return params, grads
+
+
+def _state_bytes(opt):
+    return {k: {n: v.tobytes() for n, v in s.items() if isinstance(v, np.ndarray)}
+            for k, s in opt.state.items()}
+
+
+@pytest.mark.usefixtures("numba_threads")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_a_step_with_the_helper_equals_one_on_numbas_pool(name, dtype, awake_helper):
+    params, grads = _problem(dtype)
+    pool_params = [p.copy() for p in params]
+    kwargs = {"lr": 0.01, **OPTIONS.get(name, {})}
+    shared = optim.OPTIMIZERS[name](params, **kwargs)
+    pool = optim.OPTIMIZERS[name](pool_params, **kwargs)
+    pool.executor = Fused(launch=numba_launch)
+    for g in grads:
+        jobs = awake_helper.board[tm.JOBS]
+        shared.step(g)
+        # two jobs a step: half of the non-finite scan, half of the update
+        assert awake_helper.board[tm.JOBS] == jobs + 2
+        pool.step(g)
+    for mine, theirs in zip(params, pool_params, strict=True):
+        assert mine.tobytes() == theirs.tobytes()
+    assert _state_bytes(shared) == _state_bytes(pool)
+
+
+@pytest.mark.usefixtures("numba_threads")
+def test_a_helper_that_is_not_free_leaves_the_step_to_numbas_pool():
+    """A sleeping helper is not woken by a step (it would spin beside Numba's workers), and a
+    busy one is not waited for: the step runs on the pool, with the same result."""
+    from descentlab.optim.executors import finite, launches
+
+    asleep = tm.Team()
+    params, grads = _problem(np.float32)
+    pool_params = [p.copy() for p in params]
+    original = launches.HELPER, finite.HELPER
+    launches.HELPER = finite.HELPER = asleep
+    try:
+        opt = optim.Adam(params, lr=0.01)
+        for g in grads:
+            opt.step(g)
+    finally:
+        launches.HELPER, finite.HELPER = original
+    assert asleep.board[tm.JOBS] == 0 and asleep._thread is None
+    pool = optim.Adam(pool_params, lr=0.01)
+    pool.executor = Fused(launch=numba_launch)
+    for g in grads:
+        pool.step(g)
+    for mine, theirs in zip(params, pool_params, strict=True):
+        assert mine.tobytes() == theirs.tobytes()
+
+
+@pytest.mark.usefixtures("numba_threads")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_the_scan_with_the_helper_finds_a_bad_value_in_either_half(value, dtype,
+                                                                   awake_helper):
+    """Each block is read once: a bad element in any block, the caller's (0-2) or the
+    helper's (3-6), names its gradient and no other."""
+    _, (grads, *_) = _problem(dtype, steps=1)
+    assert nonfinite_positions(grads) == []
+    jobs = 1
+    for position, element in [(0, 0), (0, 2 * BLOCK + 1), (0, 3 * BLOCK + 4), (1, 6),
+                              (2, BLOCK - 1), (3, 0), (3, 999)]:
+        bad = [g.copy() for g in grads]
+        bad[position][element] = value
+        assert nonfinite_positions(bad) == [position], (position, element)
+        jobs += 1
+        assert awake_helper.board[tm.JOBS] == jobs  # the helper scanned its half
+
+
+@pytest.mark.usefixtures("numba_threads")
+def test_a_bad_gradient_found_with_the_helper_changes_nothing(awake_helper):
+    params, grads = _problem(np.float32)
+    opt = optim.Adam(params, lr=0.01)
+    opt.step(grads[0])
+    before = [p.tobytes() for p in params], _state_bytes(opt)
+    bad = [g.copy() for g in grads[1]]
+    bad[3][-1] = np.nan  # in the helper's half
+    with pytest.raises(FloatingPointError, match="parameter 3 of group 0"):
+        opt.step(bad)
+    assert ([p.tobytes() for p in params], _state_bytes(opt)) == before
