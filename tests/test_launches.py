@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from team_waits import awake_helper, numba_threads  # noqa: F401 (fixtures)
+from team_waits import awake_helper, numba_threads  # noqa: F401 (fixtures, used by name)
 
 import descentlab.optim as optim
 from descentlab.native import team as tm
+from descentlab.optim.executors import finite, launches
 from descentlab.optim.executors.finite import nonfinite_positions
 from descentlab.optim.executors.fused import BLOCK, Fused
 from descentlab.optim.executors.launches import numba_launch
@@ -33,10 +34,10 @@ def _state_bytes(opt):
             for k, s in opt.state.items()}
 
 
-@pytest.mark.usefixtures("numba_threads")
+@pytest.mark.usefixtures("numba_threads", "awake_helper")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
-def test_a_step_with_the_helper_equals_one_on_numbas_pool(name, dtype, awake_helper):
+def test_a_step_with_the_helper_equals_one_on_numbas_pool(name, dtype):
     params, grads = _problem(dtype)
     pool_params = [p.copy() for p in params]
     kwargs = {"lr": 0.01, **OPTIONS.get(name, {})}
@@ -44,10 +45,10 @@ def test_a_step_with_the_helper_equals_one_on_numbas_pool(name, dtype, awake_hel
     pool = optim.OPTIMIZERS[name](pool_params, **kwargs)
     pool.executor = Fused(launch=numba_launch)
     for g in grads:
-        jobs = awake_helper.board[tm.JOBS]
+        jobs = launches.HELPER.board[tm.JOBS]
         shared.step(g)
         # two jobs a step: half of the non-finite scan, half of the update
-        assert awake_helper.board[tm.JOBS] == jobs + 2
+        assert launches.HELPER.board[tm.JOBS] == jobs + 2
         pool.step(g)
     for mine, theirs in zip(params, pool_params, strict=True):
         assert mine.tobytes() == theirs.tobytes()
@@ -56,10 +57,8 @@ def test_a_step_with_the_helper_equals_one_on_numbas_pool(name, dtype, awake_hel
 
 @pytest.mark.usefixtures("numba_threads")
 def test_a_helper_that_is_not_free_leaves_the_step_to_numbas_pool():
-    """A sleeping helper is not woken by a step (it would spin beside Numba's workers), and a
-    busy one is not waited for: the step runs on the pool, with the same result."""
-    from descentlab.optim.executors import finite, launches
-
+    """A sleeping helper is not woken by a step (it would spin beside Numba's workers): the
+    step runs on the pool, with the same result."""
     asleep = tm.Team()
     params, grads = _problem(np.float32)
     pool_params = [p.copy() for p in params]
@@ -80,11 +79,10 @@ def test_a_helper_that_is_not_free_leaves_the_step_to_numbas_pool():
         assert mine.tobytes() == theirs.tobytes()
 
 
-@pytest.mark.usefixtures("numba_threads")
+@pytest.mark.usefixtures("numba_threads", "awake_helper")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_the_scan_with_the_helper_finds_a_bad_value_in_either_half(value, dtype,
-                                                                   awake_helper):
+def test_the_scan_with_the_helper_finds_a_bad_value_in_either_half(value, dtype):
     """Each block is read once: a bad element in any block, the caller's (0-2) or the
     helper's (3-6), names its gradient and no other."""
     _, (grads, *_) = _problem(dtype, steps=1)
@@ -96,11 +94,11 @@ def test_the_scan_with_the_helper_finds_a_bad_value_in_either_half(value, dtype,
         bad[position][element] = value
         assert nonfinite_positions(bad) == [position], (position, element)
         jobs += 1
-        assert awake_helper.board[tm.JOBS] == jobs  # the helper scanned its half
+        assert finite.HELPER.board[tm.JOBS] == jobs  # the helper scanned its half
 
 
-@pytest.mark.usefixtures("numba_threads")
-def test_a_bad_gradient_found_with_the_helper_changes_nothing(awake_helper):
+@pytest.mark.usefixtures("numba_threads", "awake_helper")
+def test_a_bad_gradient_found_with_the_helper_changes_nothing():
     params, grads = _problem(np.float32)
     opt = optim.Adam(params, lr=0.01)
     opt.step(grads[0])
@@ -110,3 +108,19 @@ def test_a_bad_gradient_found_with_the_helper_changes_nothing(awake_helper):
     with pytest.raises(FloatingPointError, match="parameter 3 of group 0"):
         opt.step(bad)
     assert ([p.tobytes() for p in params], _state_bytes(opt)) == before
+
+
+@pytest.mark.usefixtures("numba_threads", "awake_helper")
+def test_a_busy_helper_is_not_waited_for():
+    """A helper claimed by another caller: the scan and the step run on the pool."""
+    board = launches.HELPER.board
+    params, grads = _problem(np.float64, steps=1)
+    expected = [p.copy() for p in params]
+    assert tm.claim(board)  # another thread's job is being written
+    try:
+        optim.SGD(params, lr=0.5).step(grads[0])
+    finally:
+        board[tm.STATE] = tm.IDLE
+    assert board[tm.JOBS] == 0
+    for p, e, g in zip(params, expected, grads[0], strict=True):
+        assert p.tobytes() == (e - 0.5 * g).tobytes()

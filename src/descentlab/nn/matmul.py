@@ -35,6 +35,8 @@ Results and the layers' weights are allocated at 64-byte boundaries (``aligned``
 
 from __future__ import annotations
 
+import functools
+
 import llvmlite.binding as llvm
 import numba
 import numpy as np
@@ -317,18 +319,23 @@ def _job_of(like, g, first, last):
         _dot_rows(like, g[2], g[3], g[4], g[5], g[6], g[7], g[8], first, last, g[9])
 
 
-@numba.cfunc(JOB, nogil=True, cache=True)
-def _job(arguments, first, last):
-    g = array_at(arguments, _ARGUMENTS, _I64)
-    if g[1] == 0:
-        _job_of(_F32, g, first, last)
-    else:
-        _job_of(_F64, g, first, last)
+@functools.cache
+def _job():
+    """The job, compiled (or loaded from Numba's cache) when first needed: a ``cfunc`` is
+    compiled when it is defined, and at import that cost ``import descentlab.nn`` 0.4 s. Its
+    address is passed to the compiled drivers as an argument, not read as a global: Numba
+    would bake it into cached machine code, and another process loads the function
+    elsewhere."""
 
+    @numba.cfunc(JOB, nogil=True, cache=True)
+    def job(arguments, first, last):
+        g = array_at(arguments, _ARGUMENTS, _I64)
+        if g[1] == 0:
+            _job_of(_F32, g, first, last)
+        else:
+            _job_of(_F64, g, first, last)
 
-# passed to the compiled drivers as an argument, not read as a global: Numba would bake the
-# address into cached machine code, and another process loads the function elsewhere
-_JOB = _job.address
+    return job
 
 
 @numba.njit(nogil=True, cache=True)
@@ -426,7 +433,7 @@ def matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
         out = aligned_empty((m, n), np.result_type(x, w))
         np.matmul(x, w, out=out)
         return out
-    out, state = _forward(x, w, done, HELPER.board, _JOB, _share(m * done * k))
+    out, state = _forward(x, w, done, HELPER.board, _job().address, _share(m * done * k))
     _woken(state)
     if done < n:
         out[:, done:] = x @ w[:, done:]
@@ -441,7 +448,8 @@ def matmul_tn(x: np.ndarray, dy: np.ndarray, out: np.ndarray) -> np.ndarray:
     done = n - n % lanes
     if not _compiled(x, dy, out) or m * n * k < _SMALL or not done:
         return np.matmul(x.T, dy, out=out)
-    _woken(_weight_gradient(x, dy, out, done, HELPER.board, _JOB, _share(m * done * k)))
+    _woken(_weight_gradient(x, dy, out, done, HELPER.board, _job().address,
+                            _share(m * done * k)))
     if done < n:
         out[:, done:] = x.T @ dy[:, done:]
     return out
@@ -458,7 +466,7 @@ def matmul_nt(dy: np.ndarray, w: np.ndarray) -> np.ndarray:
         out = aligned_empty((m, n), np.result_type(dy, w))
         np.matmul(dy, w.T, out=out)
         return out
-    out, state = _input_gradient(dy, w, HELPER.board, _JOB, _share(m * n * k))
+    out, state = _input_gradient(dy, w, HELPER.board, _job().address, _share(m * n * k))
     _woken(state)
     done = m - m % _DOT_ROWS
     if done < m:

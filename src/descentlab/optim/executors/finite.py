@@ -11,6 +11,7 @@ tested with NumPy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numba
@@ -66,18 +67,20 @@ def _scan(addresses, kinds, blocks, bad):
 _INT64, _INT8, _BOOL = (np.zeros(1, t) for t in (np.int64, np.int8, np.bool_))
 
 
-@numba.cfunc(JOB, cache=True, nogil=True)
-def _scan_job(arguments, first, last):
-    a = array_at(arguments, 6, _INT64)
-    members, count = a[4], a[5]
-    _scan_blocks(array_at(a[0], members, _INT64), array_at(a[1], members, _INT8),
-                 array_at(a[2], 3 * count, _INT64).reshape((count, 3)),
-                 array_at(a[3], count, _BOOL), first, last)
+@functools.cache
+def _scan_job():
+    """The job, compiled (or loaded from Numba's cache) when first needed: a ``cfunc`` is
+    compiled when it is defined, and at import that cost ``import descentlab.optim`` 0.5 s."""
 
+    @numba.cfunc(JOB, cache=True, nogil=True)
+    def scan_job(arguments, first, last):
+        a = array_at(arguments, 6, _INT64)
+        members, count = a[4], a[5]
+        _scan_blocks(array_at(a[0], members, _INT64), array_at(a[1], members, _INT8),
+                     array_at(a[2], 3 * count, _INT64).reshape((count, 3)),
+                     array_at(a[3], count, _BOOL), first, last)
 
-# an argument of the compiled call, not a global in it: Numba would bake the address into
-# cached machine code, and another process loads the function elsewhere
-_SCAN_JOB = _scan_job.address
+    return scan_job
 
 
 def nonfinite_positions(grads: Sequence[np.ndarray | None]) -> list[int]:
@@ -108,7 +111,9 @@ def _on_helper(addresses, kinds, blocks, bad) -> bool:
     (``launches.helper_launch``), so each thread then steps the gradients it has just read."""
     arguments = np.array([addresses.ctypes.data, kinds.ctypes.data, blocks.ctypes.data,
                           bad.ctypes.data, len(addresses), len(blocks)], np.int64)
-    return in_halves(HELPER.board, _SCAN_JOB, arguments.ctypes.data, len(blocks))
+    # the address is an argument of the compiled call, not a global in it: Numba would bake it
+    # into cached machine code, and another process loads the function elsewhere
+    return in_halves(HELPER.board, _scan_job().address, arguments.ctypes.data, len(blocks))
 
 
 _BLOCKS: dict[bytes, np.ndarray] = {}
