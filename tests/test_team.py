@@ -12,10 +12,10 @@ from team_waits import numba_threads, shared_product, wait_for  # noqa: F401 (a 
 from descentlab.native import team as tm
 from descentlab.native.addresses import array_at
 
-# The test job, kept in the board's spare slots: the helper writes, for each unit from
-# ``first`` to ``last``, twice the first argument plus the unit into the slot after it.
-VALUE = tm.SPARE
+# The test job: for each unit from ``first`` to ``last``, the helper writes twice its first
+# argument plus the unit into the slot after it.
 _INT64 = np.zeros(1, np.int64)
+_SLOTS = np.zeros(8, np.int64)  # the arguments of ``_hand_over``'s jobs
 
 
 @numba.cfunc(tm.JOB, nogil=True, cache=True)
@@ -26,20 +26,20 @@ def _double(arguments, first, last):
 
 
 @numba.njit(nogil=True, cache=True)
-def _post(board, job, value, first, last):
-    board[VALUE] = value
-    tm.post(board, job, board.ctypes.data + VALUE * 8, first, last)
+def _post(board, job, slots, value, first, last):
+    slots[0] = value
+    tm.post(board, job, slots.ctypes.data, first, last)
 
 
 @numba.njit(nogil=True, cache=True)
-def _hand_over(board, job, value):
+def _hand_over(board, job, slots, value):
     """Claims the helper, posts ``value`` (one unit, the first), waits: its answer, or -1
     if the helper was not free."""
     if not tm.claim(board):
         return -1
-    _post(board, job, value, 0, 1)
+    _post(board, job, slots, value, 0, 1)
     tm.wait_done(board)
-    return board[VALUE + 1]
+    return slots[1]
 
 
 @pytest.fixture
@@ -51,14 +51,14 @@ def team():
 
 def test_a_new_team_sleeps_and_cannot_be_claimed(team):
     assert team.board[tm.STATE] == tm.ASLEEP
-    assert _hand_over(team.board, _double.address, 5) == -1
+    assert _hand_over(team.board, _double.address, _SLOTS, 5) == -1
     assert team.board[tm.JOBS] == 0
 
 
 def test_the_helper_computes_posted_jobs_in_order(team):
     team.wake()
     assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
-    answers = [_hand_over(team.board, _double.address, v) for v in range(1, 201)]
+    answers = [_hand_over(team.board, _double.address, _SLOTS, v) for v in range(1, 201)]
     assert answers == [2 * v for v in range(1, 201)]
     assert team.board[tm.JOBS] == 200
     assert team.board[tm.STATE] == tm.IDLE
@@ -69,10 +69,10 @@ def test_a_claimed_helper_is_not_claimed_twice(team):
     assert wait_for(lambda: team.board[tm.STATE] == tm.IDLE)
     assert tm.claim(team.board)
     assert not tm.claim(team.board)  # a second caller computes alone
-    assert _hand_over(team.board, _double.address, 3) == -1
-    _post(team.board, _double.address, 4, 0, 1)
+    assert _hand_over(team.board, _double.address, _SLOTS, 3) == -1
+    _post(team.board, _double.address, _SLOTS, 4, 0, 1)
     tm.wait_done(team.board)
-    assert team.board[VALUE + 1] == 8 and team.board[tm.STATE] == tm.IDLE
+    assert _SLOTS[1] == 8 and team.board[tm.STATE] == tm.IDLE
 
 
 def test_in_halves_gives_the_helper_the_second_half(team):

@@ -22,6 +22,7 @@ import descentlab.torch as dt  # noqa: E402
 from descentlab.optim.executors.fused import Fused  # noqa: E402
 from descentlab.optim.executors.fused import _make_plan as fused_plan  # noqa: E402
 from descentlab.optim.executors.launches import numba_launch  # noqa: E402
+from descentlab.optim.executors.shares import member_for  # noqa: E402
 from descentlab.optim.rules.sgd import SGDCoefficients  # noqa: E402
 from descentlab.torch import torch_threads  # noqa: E402
 
@@ -116,8 +117,8 @@ def test_the_team_refuses_to_lay_out_a_coefficient_neither_float_nor_bool():
     p = np.ones(10, np.float32)
     part = fused_plan([p], [None]).parts[0]
     with pytest.raises(TypeError, match=r"coefficient step_scale=-1 of type int"):
-        torch_threads._TorchTeam._compile(npoptim.OPTIMIZERS["SGD"].rule, part,
-                                          _int_coefficient())
+        member_for(npoptim.OPTIMIZERS["SGD"].rule, part, _int_coefficient(),
+                   torch_threads._team_member)
 
 
 @pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
@@ -127,7 +128,8 @@ def test_a_second_process_loads_the_team_function_from_the_cache(tmp_path):
         "from descentlab.torch import torch_threads\n"
         "p = torch.nn.Parameter(torch.ones(3)); p.grad = torch.ones(3)\n"
         "dt.Adamax([p]).step()\n"
-        "(compiled,) = torch_threads._TEAM._functions.values()\n"
+        "from descentlab.optim.executors import shares\n"
+        "(compiled,) = shares._MEMBERS.values()\n"
         "print(compiled.function.cache_hits)\n"
     )
     runs = outputs_of_two_processes(script, tmp_path)

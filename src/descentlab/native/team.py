@@ -17,9 +17,9 @@ the helper busy with another thread's job.
 
 A job is a compiled function with the signature :data:`JOB`, ``(arguments, first, last)``:
 ``arguments`` is an address where the function finds what it works on (the caller keeps that
-memory alive until the job is done), and ``first`` to ``last`` is the helper's share of its
-units of work. The board holds the function's address and the three integers; callers that
-need little room may keep their arguments in the board's spare slots (``SPARE``).
+memory alive until the job is done), and ``first`` to ``last`` is a share of its units of
+work. The board holds the function's address and the three integers; :func:`in_halves` runs
+a job half here, half on the helper.
 
 The state machine (one int64, changed only by compare-and-swap or by its one owner):
 
@@ -55,8 +55,7 @@ IDLE, CLAIMED, POSTED, DONE, ASLEEP, STOP = range(6)
 # diagnostics) on the first cache line, the job on the next ones
 STATE, JOBS = 0, 1
 FUNCTION, ARGUMENTS, FIRST, LAST = 8, 9, 10, 11  # the job: what to call, with what
-SPARE = 16  # slots from here to the end: arguments a caller may keep in the board
-BOARD_SIZE = 32
+BOARD_SIZE = 16
 
 # a job function's signature: (address of its arguments, first unit, last unit + 1)
 JOB = types.void(types.int64, types.int64, types.int64)
@@ -173,6 +172,13 @@ def wait_done(board) -> None:
         if looks > 1000:
             give_way()
     store_release(board, STATE, IDLE)
+
+
+def may_split() -> bool:
+    """Whether the calling thread may share work with the helper: not where Numba is limited
+    to one thread (``numba.set_num_threads(1)``, as the sweep workers are, each promised one
+    core)."""
+    return numba.get_num_threads() > 1
 
 
 @numba.njit(nogil=True, cache=True)

@@ -52,12 +52,10 @@ from ..native.team import (
     HELPER,
     IDLE,
     JOB,
-    SPARE,
     STATE,
-    claim,
+    in_halves,
     load_acquire,
-    post,
-    wait_done,
+    may_split,
 )
 
 # The width of the vectors the kernels are written for: 64 bytes where the processor has
@@ -303,8 +301,7 @@ def _dot_rows(like, a, sa, b, sb, c, sc, rows, first, last, depth):
 
 
 # What the helper thread computes (see ``team``): one job function for both loops, whose
-# arguments are kept in the board's spare slots: the loop, the element type (0 for float32)
-# and ten integers.
+# arguments are twelve integers: the loop, the element type (0 for float32) and ten more.
 BROADCAST, DOT = 0, 1  # the loops: ``_broadcast_blocks``, ``_dot_rows``
 _F32, _F64, _I64 = (np.zeros(1, t) for t in (np.float32, np.float64, np.int64))
 _ARGUMENTS = 12
@@ -339,31 +336,28 @@ def _job():
 
 
 @numba.njit(nogil=True, cache=True)
-def _post(like, board, job, kind, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, first, last):
-    """Writes a job into the claimed board's spare slots and posts it."""
-    g = board[SPARE:SPARE + _ARGUMENTS]
+def _run(like, board, job, share, kind, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, units):
+    """The loop ``kind`` with its ten integer arguments over ``units`` column blocks, the
+    second half of them on the helper thread when ``share`` and the helper is free. Returns
+    the helper's state when it was not used (ASLEEP: the caller should wake it), else IDLE."""
+    g = np.empty(_ARGUMENTS, np.int64)  # alive until the helper is done: ``in_halves`` waits
     g[0], g[1] = kind, (0 if like.itemsize == 4 else 1)
     g[2], g[3], g[4], g[5], g[6], g[7] = g2, g3, g4, g5, g6, g7
     g[8], g[9], g[10], g[11] = g8, g9, g10, g11
-    post(board, job, board.ctypes.data + SPARE * 8, first, last)
+    if share and in_halves(board, job, g.ctypes.data, units):
+        return IDLE
+    _job_of(like, g, 0, units)
+    return load_acquire(board, STATE) if share else IDLE
 
 
 @numba.njit(nogil=True, cache=True)
 def _broadcast(like, board, job, share, a, sar, sak, b, sb, c, sc, rows, columns, depth):
-    """All of C = A @ B's column blocks (see ``_broadcast_blocks``), the second half of them
-    computed by the helper thread when ``share`` and the helper is free. Returns the helper's
-    state when it was not used (ASLEEP: the caller should wake it), else IDLE."""
+    """All of C = A @ B's column blocks (see ``_broadcast_blocks``), shared as ``_run``
+    says; the helper's state."""
     blocks = (columns + 2 * (VECTOR_BYTES // like.itemsize) - 1) // (
         2 * (VECTOR_BYTES // like.itemsize))
-    if share and claim(board):
-        half = blocks // 2
-        _post(like, board, job, BROADCAST, a, sar, sak, b, sb, c, sc, rows, columns, depth,
-              half, blocks)
-        _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, 0, half)
-        wait_done(board)
-        return IDLE
-    _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, 0, blocks)
-    return load_acquire(board, STATE) if share else IDLE
+    return _run(like, board, job, share, BROADCAST, a, sar, sak, b, sb, c, sc, rows, columns,
+                depth, blocks)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -389,27 +383,21 @@ def _weight_gradient(x, dy, out, columns, board, job, share):
 @numba.njit(nogil=True, cache=True)
 def _input_gradient(dy, w, board, job, share):
     """dy @ w.T for dy's rows in whole tiles (the rest left uninitialised), and the helper's
-    state (as ``_broadcast``)."""
+    state (as ``_run``)."""
     rows, depth = dy.shape
     n = w.shape[0]
     out = _aligned_like(dy, rows, n)
     blocks = n // ((VECTOR_BYTES // dy.itemsize) // _DOT_ROWS)
-    a, b, c = dy.ctypes.data, w.ctypes.data, out.ctypes.data
-    if share and claim(board):
-        half = blocks // 2
-        _post(dy, board, job, DOT, a, depth, b, depth, c, n, rows, depth, 0, 0, half, blocks)
-        _dot_rows(dy, a, depth, b, depth, c, n, rows, 0, half, depth)
-        wait_done(board)
-        return out, IDLE
-    _dot_rows(dy, a, depth, b, depth, c, n, rows, 0, blocks, depth)
-    return out, (load_acquire(board, STATE) if share else IDLE)
+    state = _run(dy, board, job, share, DOT, dy.ctypes.data, depth, w.ctypes.data, depth,
+                 out.ctypes.data, n, rows, depth, 0, 0, blocks)
+    return out, state
 
 
 def _share(work: int) -> bool:
     """Whether a product of ``work`` multiply-adds is shared with the helper thread: not
     when Numba is limited to one thread, nor for small products, where the helper's first
     look and the split cost more than half the arithmetic saves."""
-    return work >= _SHARED and numba.get_num_threads() > 1
+    return work >= _SHARED and may_split()
 
 
 def _woken(state: int) -> None:

@@ -28,10 +28,9 @@ were not copied); torch's data-loader workers set one thread, which is safe.
 from __future__ import annotations
 
 import ctypes
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import llvmlite.binding as llvm
 import numba
@@ -42,7 +41,7 @@ from numba import types
 from ..native.addresses import array_at
 from ..optim.executors.fused import Part
 from ..optim.executors.launches import numba_launch
-from ..optim.executors.shares import ARGUMENTS, StepArguments, share_for, share_key
+from ..optim.executors.shares import ARGUMENTS, StepArguments, member_for
 from ..optim.rules import Rule
 
 # the runtime files a torch wheel may carry in torch/lib, GNU's first
@@ -79,11 +78,6 @@ def find_runtime() -> tuple[ctypes.CDLL | None, str]:
     return None, f"no OpenMP runtime found in {folder}"
 
 
-class _Compiled(NamedTuple):
-    function: Any  # the cfunc: kept, since it owns the machine code its address points to
-    record: np.dtype  # the coefficients' layout it reads
-
-
 class _TorchTeam:
     """A ``Launch`` for the fused executor: each part's blocks on a team of torch's runtime."""
 
@@ -95,25 +89,13 @@ class _TorchTeam:
         self._parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint,
                                    ctypes.c_uint]
         self._parallel.restype = None
-        self._functions: dict[tuple, _Compiled] = {}
-        self._compiling = threading.Lock()
 
     def __call__(self, rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
-        key = share_key(rule, part, h)
-        found = self._functions.get(key)
-        if found is None:
-            with self._compiling:
-                found = self._functions.get(key) or self._compile(rule, part, h)
-                self._functions[key] = found
-        kept = StepArguments.kept("torch team", found, found.record, part, blocks, h)
+        member = member_for(rule, part, h, _team_member)
+        kept = StepArguments.kept("torch team", member, part, blocks, h)
         threads = min(torch.get_num_threads(), len(blocks))
         # ctypes lets go of the GIL for the call; every array it reads is alive until it returns
-        self._parallel(found.function.address, kept.address, threads, 0)
-
-    @staticmethod
-    def _compile(rule: Rule, part: Part, h: NamedTuple) -> _Compiled:
-        found = share_for(rule, part, h)
-        return _Compiled(_team_member(found.share), found.record)
+        self._parallel(member.function.address, kept.address, threads, 0)
 
 
 def _team_member(share: Callable):

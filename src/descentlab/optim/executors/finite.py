@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from ...native.addresses import array_at
-from ...native.team import HELPER, JOB, in_halves
+from ...native.team import HELPER, JOB, in_halves, may_split
 from .fused import cut
 from .ndarray_fields import FLOAT32, OTHER, float_layout
 
@@ -91,7 +91,7 @@ def nonfinite_positions(grads: Sequence[np.ndarray | None]) -> list[int]:
     blocks = _blocks(sizes)
     if len(blocks):
         bad = np.zeros(len(blocks), np.bool_)
-        if not (len(blocks) > 1 and numba.get_num_threads() > 1
+        if not (len(blocks) > 1 and may_split()
                 and _on_helper(addresses, kinds, blocks, bad)):
             _scan(addresses, kinds, blocks, bad)
         if bad.any():

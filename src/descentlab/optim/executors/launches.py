@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numba
 import numpy as np
 
-from ...native.team import HELPER, JOB, in_halves
+from ...native.team import HELPER, JOB, in_halves, may_split
 from ..rules import Rule
 from .kernels import coefficients_as, kernel_for
-from .shares import StepArguments, share_for, share_key
+from .shares import StepArguments, member_for
 
 if TYPE_CHECKING:
     from .fused import Part
@@ -56,34 +56,23 @@ def numba_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> N
         kernel(part.pointers, blocks, h, part.like)
 
 
-# share_key -> (the helper's job: a cfunc, its record dtype)
-_JOBS: dict[tuple, tuple] = {}
-_COMPILING = threading.Lock()
-
-
 def helper_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
     """Step ``blocks`` of ``part`` here and on the helper thread, half each, if the helper is
-    awake and free and Numba may use more than one thread here; else on Numba's pool."""
-    if len(blocks) > 1 and numba.get_num_threads() > 1:
-        key = share_key(rule, part, h)
-        found = _JOBS.get(key)
-        if found is None:
-            with _COMPILING:
-                found = _JOBS.get(key) or _helper_job(rule, part, h)
-                _JOBS[key] = found
-        job, record = found
-        kept = StepArguments.kept("helper", job, record, part, blocks, h)
-        if in_halves(HELPER.board, job.address, kept.address, len(blocks)):
+    awake and free and this thread may use more than one (``team.may_split``); else on
+    Numba's pool."""
+    if len(blocks) > 1 and may_split():
+        member = member_for(rule, part, h, _helper_job)
+        kept = StepArguments.kept("helper", member, part, blocks, h)
+        if in_halves(HELPER.board, member.function.address, kept.address, len(blocks)):
             return
     numba_launch(rule, part, blocks, h)
 
 
-def _helper_job(rule: Rule, part: Part, h: NamedTuple) -> tuple:
-    share = share_for(rule, part, h)
-    body = share.share
+def _helper_job(share: Callable):
+    """The helper's form of a share: a :data:`team.JOB`."""
 
     @numba.cfunc(JOB, cache=True, nogil=True, error_model="numpy")
     def job(address, first, last):
-        body(address, first, last)
+        share(address, first, last)
 
-    return job, share.record
+    return job

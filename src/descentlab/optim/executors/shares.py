@@ -4,7 +4,7 @@ last)`` steps blocks ``first`` to ``last - 1`` of the part, with the rule's seri
 
 Two pools call it: torch's OpenMP team (descentlab.torch, ``torch.torch_threads``) and
 descentlab's helper thread (``native.team``, for the NumPy face: ``launches``). Each wraps it
-in a ``numba.cfunc`` of its own signature.
+in a ``numba.cfunc`` of its own signature (:func:`member_for`).
 
 ``arguments`` is the address of :data:`ARGUMENTS` int64 (:class:`StepArguments`): the part's
 pointer table and its row count, the blocks and their count, and the address of one record
@@ -16,6 +16,7 @@ loop would not vectorise (a 2^25 SGD step took 46 ms that way against 12 ms).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -30,10 +31,10 @@ ARGUMENTS = 5  # pointers' address, members, blocks' address, blocks, the coeffi
 _INT64 = np.zeros(1, np.int64)
 
 
-class Share(NamedTuple):
-    """A compiled share of one kind of part (see :func:`share_for`)."""
+class Member(NamedTuple):
+    """What a pool calls for one kind of part: ``wrap(share)`` (see :func:`member_for`)."""
 
-    share: Callable  # jitable ``(arguments, first, last)``
+    function: Any  # the cfunc: kept, since it owns the machine code its address points to
     record: np.dtype  # the coefficients' layout it reads
 
 
@@ -42,9 +43,27 @@ def share_key(rule: Rule, part, h: NamedTuple) -> tuple:
     return (rule.name, part.active, part.dtype, type(h), constant_flags(rule, h))
 
 
-def share_for(rule: Rule, part, h: NamedTuple) -> Share:
-    """The share function for ``part`` (its rule, state arrays in use, dtype, coefficients'
-    type and constant flags); callers keep it by :func:`share_key`."""
+_MEMBERS: dict[tuple, Member] = {}
+_COMPILING = threading.Lock()
+
+
+def member_for(rule: Rule, part, h: NamedTuple, wrap: Callable[[Callable], Any]) -> Member:
+    """The pool's function for ``part``: ``wrap(share)``, a ``numba.cfunc`` of the pool's
+    signature calling the jitable ``share(arguments, first, last)``. Compiled once per
+    ``wrap`` and :func:`share_key` (or loaded from Numba's cache), and kept."""
+    key = (wrap, *share_key(rule, part, h))
+    found = _MEMBERS.get(key)
+    if found is None:
+        with _COMPILING:
+            found = _MEMBERS.get(key)
+            if found is None:
+                share, record = _share_for(rule, part, h)
+                found = _MEMBERS[key] = Member(wrap(share), record)
+    return found
+
+
+def _share_for(rule: Rule, part, h: NamedTuple) -> tuple[Callable, np.dtype]:
+    """The jitable share function for ``part``'s kind, and the coefficients' record."""
     check_coefficients(h)
     record = np.dtype([(name, np.bool_ if isinstance(value, bool) else part.dtype)
                        for name, value in zip(h._fields, h, strict=True)], align=True)
@@ -61,7 +80,7 @@ def share_for(rule: Rule, part, h: NamedTuple) -> Share:
         h = unpack(array_at(arguments[4], 1, record_like)[0])
         kernel(pointers, blocks, first, last, h, like)
 
-    return Share(register_jitable(share), record)
+    return register_jitable(share), record
 
 
 class StepArguments(NamedTuple):
@@ -69,29 +88,29 @@ class StepArguments(NamedTuple):
     ``.ctypes.data`` costs ~1 µs, and a small model's whole step ~50 µs): only the
     coefficients are written again before each call."""
 
-    owner: Any  # what they were made for (compared by identity)
+    member: Member  # what they were made for (compared by identity)
     blocks: np.ndarray
-    coefficients: np.ndarray  # one record
+    coefficients: np.ndarray  # one record of ``member.record``
     arguments: np.ndarray
     address: int
 
     @classmethod
-    def make(cls, owner: Any, record: np.dtype, part, blocks: np.ndarray) -> StepArguments:
-        coefficients = np.zeros(1, record)
+    def make(cls, member: Member, part, blocks: np.ndarray) -> StepArguments:
+        coefficients = np.zeros(1, member.record)
         arguments = np.array([part.pointers.ctypes.data, len(part.pointers),
                               blocks.ctypes.data, len(blocks), coefficients.ctypes.data],
                              np.int64)
-        return cls(owner, blocks, coefficients, arguments, arguments.ctypes.data)
+        return cls(member, blocks, coefficients, arguments, arguments.ctypes.data)
 
     @classmethod
-    def kept(cls, name: str, owner: Any, record: np.dtype, part, blocks: np.ndarray,
+    def kept(cls, name: str, member: Member, part, blocks: np.ndarray,
              h: NamedTuple) -> StepArguments:
-        """The arguments kept in ``part.scratch[name]`` if they were made for ``owner`` and
+        """The arguments kept in ``part.scratch[name]`` if they were made for ``member`` and
         ``blocks``, else new ones, with ``h`` written into their record (its float fields
         round ``h``'s floats to the part's dtype)."""
         found = part.scratch.get(name)
-        if found is None or found.owner is not owner or found.blocks is not blocks:
-            found = part.scratch[name] = cls.make(owner, record, part, blocks)
+        if found is None or found.member is not member or found.blocks is not blocks:
+            found = part.scratch[name] = cls.make(member, part, blocks)
         found.coefficients[0] = h
         return found
 
