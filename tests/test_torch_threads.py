@@ -19,10 +19,10 @@ torch = require_torch()  # CI requires torch: a missing one fails here, never sk
 
 import descentlab.optim as npoptim  # noqa: E402
 import descentlab.torch as dt  # noqa: E402
+from descentlab.optim.executors import shares  # noqa: E402
 from descentlab.optim.executors.fused import Fused  # noqa: E402
 from descentlab.optim.executors.fused import _make_plan as fused_plan  # noqa: E402
 from descentlab.optim.executors.launches import numba_launch  # noqa: E402
-from descentlab.optim.executors.shares import member_for  # noqa: E402
 from descentlab.optim.rules.sgd import SGDCoefficients  # noqa: E402
 from descentlab.torch import torch_threads  # noqa: E402
 
@@ -117,8 +117,7 @@ def test_the_team_refuses_to_lay_out_a_coefficient_neither_float_nor_bool():
     p = np.ones(10, np.float32)
     part = fused_plan([p], [None]).parts[0]
     with pytest.raises(TypeError, match=r"coefficient step_scale=-1 of type int"):
-        member_for(npoptim.OPTIMIZERS["SGD"].rule, part, _int_coefficient(),
-                   torch_threads._team_member)
+        shares._share_for(npoptim.OPTIMIZERS["SGD"].rule, part, _int_coefficient())
 
 
 @pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
