@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 
 import numba
 import numpy as np
@@ -143,3 +144,22 @@ def test_after_fork_the_child_starts_its_own_helper():
     assert child.exitcode == 0
     assert fresh and right
     assert jobs > 0  # the child's own helper computed half of a product
+
+
+@pytest.mark.usefixtures("numba_threads")
+def test_may_split_follows_numbas_thread_count_of_the_calling_thread():
+    """``may_split`` reads the count Numba keeps per thread (its own fast path after the
+    first call), so a thread limited to one, as a sweep worker is, never shares."""
+    assert tm.may_split()
+    seen = []
+
+    def limited():
+        numba.set_num_threads(1)
+        seen.append(tm.may_split())
+
+    worker = threading.Thread(target=limited)
+    worker.start()
+    worker.join()
+    assert seen == [False] and tm.may_split()
+    numba.set_num_threads(1)
+    assert not tm.may_split()

@@ -46,6 +46,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from numba.np.ufunc import parallel as numba_parallel
 
 from .aligned import aligned_empty
 
@@ -178,7 +179,22 @@ def may_split() -> bool:
     """Whether the calling thread may share work with the helper: not where Numba is limited
     to one thread (``numba.set_num_threads(1)``, as the sweep workers are, each promised one
     core)."""
-    return numba.get_num_threads() > 1
+    return _thread_count() > 1
+
+
+def _first_thread_count() -> int:
+    """``numba.get_num_threads()``, which also starts Numba's threading layer; later calls go
+    straight to the layer's own count (``_get_num_threads``, the function Numba's public one
+    calls after taking two locks): 0.2 µs against 1.1-1.8 µs, and ``may_split`` is asked
+    before every product and pass of a training step. Numba's public function where that
+    private name is missing."""
+    global _thread_count
+    count = numba.get_num_threads()
+    _thread_count = getattr(numba_parallel, "_get_num_threads", None) or numba.get_num_threads
+    return count
+
+
+_thread_count = _first_thread_count
 
 
 @numba.njit(nogil=True, cache=True)

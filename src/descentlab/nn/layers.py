@@ -32,15 +32,23 @@ class Dense:
         self.needs_input_grad = True  # the first layer of a network does not
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = x
-        y = matmul(x, self.W)
+        y = self.product(x)
         y += self.b
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+    def product(self, x: np.ndarray) -> np.ndarray:
+        """``x W`` without the bias, in a new array (a Block adds the bias in its
+        activation's pass); keeps ``x`` for ``backward``."""
+        self.x = x
+        return matmul(x, self.W)
+
+    def backward(self, dy: np.ndarray, bias_done: bool = False) -> np.ndarray | None:
+        """Fills the gradients (the bias's too, unless ``bias_done``: a Block's activation
+        has written it) and returns the input's gradient."""
         dW, db = self.grads
         matmul_tn(self.x, dy, dW)
-        np.sum(dy, axis=0, out=db)
+        if not bias_done:
+            np.sum(dy, axis=0, out=db)
         return matmul_nt(dy, self.W) if self.needs_input_grad else None
 
 
@@ -94,23 +102,33 @@ class Block:
         self.output: np.ndarray | None = None  # the activation's output, for the diagnostics
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = self.dense.forward(x)
-        if self.norm is not None:
-            y = self.norm.forward(y)
+        if self.activation is not None and self.norm is None:
+            # the bias is added within the activation's pass (one pass for sigmoid)
+            y = self.activation.forward_biased(self.dense.product(x), self.dense.b)
+        else:
+            y = self.dense.forward(x)
+            if self.norm is not None:
+                y = self.norm.forward(y)
+            if self.activation is not None:
+                y = self.activation.forward(y)
         if self.activation is not None:
-            y = self.activation.forward(y)
             self.output = y
         return x + y if self.residual else y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        d = dy
-        if self.activation is not None:
-            d = self.activation.backward(d)
-        if self.norm is not None:
-            d = self.norm.backward(d)
-        if d is not dy:  # a fresh array: the caller's may still be needed
-            flush_tiny(d)
-        dx = self.dense.backward(d)
+        if self.activation is not None and self.norm is None:
+            # the flush and the bias gradient within the activation's pass, as in forward
+            d = self.activation.backward_to_bias(dy, self.dense.grads[1])
+            dx = self.dense.backward(d, bias_done=True)
+        else:
+            d = dy
+            if self.activation is not None:
+                d = self.activation.backward(d)
+            if self.norm is not None:
+                d = self.norm.backward(d)
+            if d is not dy:  # a fresh array: the caller's may still be needed
+                flush_tiny(d)
+            dx = self.dense.backward(d)
         if self.residual:
             dx = dy if dx is None else dx + dy
         return dx

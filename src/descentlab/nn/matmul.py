@@ -46,7 +46,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..native.addresses import array_at
-from ..native.aligned import ALIGNMENT, aligned_empty
+from ..native.aligned import aligned_empty, aligned_like
 from ..native.team import (
     ASLEEP,
     HELPER,
@@ -246,16 +246,6 @@ _DOT_2 = _dot_tile(_DOT_ROWS)
 
 
 @numba.njit(nogil=True, cache=True)
-def _aligned_like(like, rows, columns):
-    """An uninitialised (rows, columns) array of ``like``'s type at a 64-byte boundary (Numba's
-    own arrays start at 32)."""
-    lanes = ALIGNMENT // like.itemsize
-    raw = np.empty(rows * columns + lanes, like.dtype)
-    start = (-raw.ctypes.data % ALIGNMENT) // like.itemsize
-    return raw[start:start + rows * columns].reshape(rows, columns)
-
-
-@numba.njit(nogil=True, cache=True)
 def _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, first, last):
     """Output columns blocks ``first`` to ``last`` (two vectors wide, the last one possibly
     one) of C = A @ B, all rows; A's element (i, k) is at ``a + (i·sar + k·sak)`` elements,
@@ -366,7 +356,7 @@ def _forward(x, w, columns, board, job, share):
     uninitialised; and the helper's state (``_broadcast``)."""
     rows, depth = x.shape
     n = w.shape[1]
-    out = _aligned_like(x, rows, n)
+    out = aligned_like(x, rows, n)
     state = _broadcast(x, board, job, share, x.ctypes.data, depth, 1, w.ctypes.data, n,
                        out.ctypes.data, n, rows, columns, depth)
     return out, state
@@ -386,7 +376,7 @@ def _input_gradient(dy, w, board, job, share):
     state (as ``_run``)."""
     rows, depth = dy.shape
     n = w.shape[0]
-    out = _aligned_like(dy, rows, n)
+    out = aligned_like(dy, rows, n)
     blocks = n // ((VECTOR_BYTES // dy.itemsize) // _DOT_ROWS)
     state = _run(dy, board, job, share, DOT, dy.ctypes.data, depth, w.ctypes.data, depth,
                  out.ctypes.data, n, rows, depth, 0, 0, blocks)
