@@ -60,7 +60,8 @@ _ZERO32, _ZERO64 = np.float32(0), np.float64(0)  # a bound that flushes nothing
 
 @intrinsic
 def _power_of_two(typingctx, k):
-    """2^k for a float32 ``k`` that holds an integer in [−126, 127], from its exponent bits."""
+    """2^k for a float32 ``k`` that holds an integer in [−126, 127] (not a NaN), from its
+    exponent bits."""
     if k != types.float32:
         return None
 
@@ -79,6 +80,9 @@ def sigmoid32(z):
     t = _LOWEST if t < _LOWEST else t  # a NaN passes both comparisons, and stays NaN
     t = _HIGHEST if t > _HIGHEST else t
     k = fma(t, _LOG2E, _ROUND) - _ROUND
+    # a NaN ``k`` must not reach the conversion to an integer, whose result LLVM leaves
+    # undefined ("poison"); the NaN stays in ``t``, and so in σ
+    k = k if k == k else _ZERO32
     r = fma(k, -_LN2_HIGH, t)
     r = fma(k, -_LN2_LOW, r)
     c = _TAYLOR
