@@ -125,7 +125,7 @@ def test_shared_with_the_helper_the_passes_give_the_same_bits(helper, shape, dty
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(sp, "_SHARED", 1 << 60)
             assert np.array_equal(forward_of(z, b), alone)  # not shared
-    units = -(-shape[1] // (2 * (sp.VECTOR_BYTES // np.dtype(dtype).itemsize)))
+    units = -(-shape[1] // sp.block_columns(np.dtype(dtype).itemsize))
     if units > 1:  # one unit is not split
         assert helper.board[tm.JOBS] > jobs
 

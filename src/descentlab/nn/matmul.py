@@ -43,7 +43,7 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 from ..native.addresses import array_at
 from ..native.aligned import aligned_empty, aligned_like
@@ -245,6 +245,13 @@ _DOT_ROWS = 2  # the dot tile: 2 rows by L/2 columns, L accumulators
 _DOT_2 = _dot_tile(_DOT_ROWS)
 
 
+@register_jitable
+def block_columns(itemsize):
+    """The columns of one block of ``_broadcast_blocks``, the unit a product is cut in between
+    the threads (two vectors); sigmoid's passes cut a layer in the same units."""
+    return 2 * (VECTOR_BYTES // itemsize)
+
+
 @numba.njit(nogil=True, cache=True)
 def _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, first, last):
     """Output columns blocks ``first`` to ``last`` (two vectors wide, the last one possibly
@@ -255,15 +262,15 @@ def _broadcast_blocks(like, a, sar, sak, b, sb, c, sc, rows, columns, depth, fir
     then stay in the level-1 cache while the blocks of B pass by (the other way round, down
     one block of B at a time, measured slower)."""
     size = like.itemsize
-    lanes = VECTOR_BYTES // size
+    width = block_columns(size)
     i = 0
     while i < rows:
         height = 8 if i + 8 <= rows else (4 if i + 4 <= rows else 1)
         at_a, at_c = a + i * sar * size, c + i * sc * size
         for block in range(first, last):
-            column = block * 2 * lanes
+            column = block * width
             at_b, at_cj = b + column * size, at_c + column * size
-            if column + 2 * lanes <= columns:
+            if column + width <= columns:
                 if height == 8:
                     _TILE_8x2(like, at_a, at_b, at_cj, depth, sar, sak, sb, sc)
                 elif height == 4:
@@ -344,8 +351,8 @@ def _run(like, board, job, share, kind, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11
 def _broadcast(like, board, job, share, a, sar, sak, b, sb, c, sc, rows, columns, depth):
     """All of C = A @ B's column blocks (see ``_broadcast_blocks``), shared as ``_run``
     says; the helper's state."""
-    blocks = (columns + 2 * (VECTOR_BYTES // like.itemsize) - 1) // (
-        2 * (VECTOR_BYTES // like.itemsize))
+    width = block_columns(like.itemsize)
+    blocks = (columns + width - 1) // width
     return _run(like, board, job, share, BROADCAST, a, sar, sak, b, sb, c, sc, rows, columns,
                 depth, blocks)
 

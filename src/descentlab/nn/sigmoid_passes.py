@@ -40,7 +40,7 @@ from ..native.addresses import array_at
 from ..native.aligned import aligned_like
 from ..native.team import HELPER, JOB, in_halves, may_split
 from ..optim.rules._fma import fma
-from .matmul import VECTOR_BYTES
+from .matmul import block_columns
 from .underflow import limit
 
 # Below this many elements the pass stays on the calling thread: the helper's first look and
@@ -135,9 +135,9 @@ _F32, _F64, _I64 = (np.zeros(1, t) for t in (np.float32, np.float64, np.int64))
 
 @numba.njit(nogil=True, cache=True)
 def _width(g):
-    """Columns per unit of work: the products' column block, two vectors wide
-    (``matmul._broadcast_blocks``), so that both cut a layer at the same column."""
-    return 2 * (VECTOR_BYTES // (4 if g[1] == 0 else 8))
+    """Columns per unit of work: the products' column block (``matmul.block_columns``), so
+    that both cut a layer at the same column."""
+    return block_columns(4 if g[1] == 0 else 8)
 
 
 @numba.njit(nogil=True, cache=True)
