@@ -39,6 +39,7 @@ import torch
 from numba import types
 
 from ..native.addresses import array_at
+from ..native.variant_names import variant_named
 from ..optim.executors.fused import Part
 from ..optim.executors.launches import numba_launch
 from ..optim.executors.shares import ARGUMENTS, StepArguments, member_for
@@ -103,13 +104,14 @@ def _team_member(share: Callable):
 
     # GOMP_parallel passes a void *; on the 64-bit ABIs torch supports it arrives in the same
     # register as an int64, which is how the address is used here.
-    @numba.cfunc(types.void(types.int64), cache=True, nogil=True, error_model="numpy")
     def member(address):
         count = array_at(address, ARGUMENTS, _INT64)[3]
         thread, threads = _thread_number(), _team_size()
         share(address, count * thread // threads, count * (thread + 1) // threads)
 
-    return member
+    # one per share, all of one qualified name: named for their share (native.variant_names)
+    return numba.cfunc(types.void(types.int64), cache=True, nogil=True,
+                       error_model="numpy")(variant_named(member))
 
 
 _LIBRARY, _FOUND = find_runtime()

@@ -34,6 +34,7 @@ from numba import types
 from numba.extending import intrinsic, register_jitable
 
 from ...native.addresses import array_at
+from ...native.variant_names import variant_named
 from ..rules import Rule, _torch_sqrt
 from ..rules._base import ELEMENTWISE
 
@@ -153,6 +154,9 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], mask: int,
             if a2:
                 s2[i] = x2
 
+    # each function below is one variant of a factory's, named for it (native.variant_names):
+    # step_block by the element functions' code too, which its closure records by name only
+    variant_named(step_block, fingerprint, marshal.dumps(update.__code__))
     register_jitable(step_block)  # not inlined by Numba: LLVM inlines it, and vectorises
 
     def step_blocks(pointers, blocks, first, last, h, like):
@@ -160,15 +164,14 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], mask: int,
         for b in range(first, last):
             step_block(pointers, blocks, b, h, like)
 
-    register_jitable(step_blocks)
+    register_jitable(variant_named(step_blocks))
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
     def kernel(pointers, blocks, h, like):
         fingerprint  # noqa: B018
         for b in numba.prange(blocks.shape[0]):
             step_block(pointers, blocks, b, h, like)
 
-    return kernel, step_blocks
+    return numba.njit(parallel=True, cache=True, nogil=True)(variant_named(kernel)), step_blocks
 
 
 def coefficients_as(h, dtype: np.dtype):

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from ...native.team import HELPER, JOB, in_halves, may_split
+from ...native.variant_names import variant_named
 from ..rules import Rule
 from .kernels import coefficients_as, kernel_for
 from .shares import StepArguments, member_for
@@ -71,8 +72,8 @@ def helper_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> 
 def _helper_job(share: Callable):
     """The helper's form of a share: a :data:`team.JOB`."""
 
-    @numba.cfunc(JOB, cache=True, nogil=True, error_model="numpy")
     def job(address, first, last):
         share(address, first, last)
 
-    return job
+    # one per share, all of one qualified name: named for their share (native.variant_names)
+    return numba.cfunc(JOB, cache=True, nogil=True, error_model="numpy")(variant_named(job))

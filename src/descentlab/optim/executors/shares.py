@@ -24,6 +24,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 from ...native.addresses import array_at
+from ...native.variant_names import variant_named
 from ..rules import Rule
 from .kernels import COLUMNS, blocks_function_for, check_coefficients, constant_flags
 
@@ -80,7 +81,7 @@ def _share_for(rule: Rule, part, h: NamedTuple) -> tuple[Callable, np.dtype]:
         h = unpack(array_at(arguments[4], 1, record_like)[0])
         kernel(pointers, blocks, first, last, h, like)
 
-    return register_jitable(share), record
+    return register_jitable(variant_named(share)), record
 
 
 class StepArguments(NamedTuple):
@@ -127,5 +128,7 @@ def _unpacker(coefficients: type) -> Callable:
                   f"{', '.join(f'record.{name}' for name in coefficients._fields)})\n")
         namespace = {"coefficients": coefficients}
         exec(source, namespace)  # noqa: S102 - the source is built from field names only
-        _UNPACKERS[coefficients] = register_jitable(inline="always")(namespace["unpack"])
+        unpack = variant_named(namespace["unpack"], coefficients.__module__,
+                               coefficients.__qualname__)
+        _UNPACKERS[coefficients] = register_jitable(inline="always")(unpack)
     return _UNPACKERS[coefficients]

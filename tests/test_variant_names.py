@@ -1,0 +1,116 @@
+"""Factory-made compiled functions get a name per variant (``native.variant_names``), so that
+variants one process loads from Numba's cache never stand in for one another."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import require_torch
+
+import descentlab.optim as optim
+from descentlab.native.variant_names import variant_named
+from descentlab.optim.executors import kernels, launches, shares
+
+
+def _factory(value):
+    def made(x):
+        return x + value
+
+    return made
+
+
+def test_variants_of_one_definition_get_names_of_their_own():
+    one, other, again = (variant_named(_factory(v)) for v in (1.0, 2.0, 1.0))
+    base = "_factory.<locals>.made__variant_"
+    assert all(f.__qualname__.startswith(base) for f in (one, other, again))
+    assert one.__qualname__ != other.__qualname__  # closures differ
+    assert one.__qualname__ == again.__qualname__  # the same variant: the same name
+    # what the closure does not show, the caller passes: it tells variants apart too
+    assert variant_named(_factory(1.0), "a").__qualname__ != \
+        variant_named(_factory(1.0), "b").__qualname__
+
+
+def test_a_function_is_named_for_its_variant_once():
+    made = variant_named(_factory(1.0))
+    name = made.__qualname__
+    with pytest.raises(ValueError, match="already named for its variant"):
+        variant_named(made)
+    assert made.__qualname__ == name
+
+
+def _share(name: str):
+    """The rule ``name``'s float32 share (not compiled: a jitable function) and its h."""
+    opt = optim.OPTIMIZERS[name]([np.ones(2, np.float32)])
+    rule, group = opt.rule, opt.param_groups[0]
+    h = rule.coefficients(group, {"step": 0})
+    part = SimpleNamespace(dtype=np.dtype(np.float32),
+                           active=(True,) * len(rule.arrays))
+    return rule, part, h
+
+
+def test_the_fused_executors_factories_name_each_variant():
+    """Every function the kernels' and shares' factories make carries its variant's name: the
+    Numba-pool kernel, the serial loop, the share and the helper thread's job."""
+    names = []
+    for name in ("SGD", "Adagrad", "RMSprop"):
+        rule, part, h = _share(name)
+        kernel = kernels.kernel_for(rule, part.active, h)
+        loop = kernels.blocks_function_for(rule, part.active, h)
+        share, _ = shares._share_for(rule, part, h)
+        job = launches._helper_job(share)
+        names += [kernel.py_func.__qualname__, loop.__qualname__, share.__qualname__,
+                  job._pyfunc.__qualname__]
+    assert all("__variant_" in n for n in names), names
+    assert len(set(names)) == len(names), names
+
+
+# Every process draws the same function numbers (as processes started alike do: one run per
+# optimizer, or forked workers): the case in which two variants' machine code used to carry one
+# symbol. Each optimizer steps a 2^20-element parameter (the torch face then runs its kernel as
+# a team of torch's threads) and prints its largest difference from torch.optim's, relative.
+_STEPS = """
+import itertools, sys
+import numba.core.bytecode
+numba.core.bytecode.FunctionIdentity._unique_ids = itertools.count(1_000_000)
+import torch
+import descentlab.torch as dt
+for name in sys.argv[1:]:
+    torch.manual_seed(0)
+    start, gradient = torch.randn(1 << 20), torch.randn(1 << 20)
+    ours, theirs = (torch.nn.Parameter(start.clone()) for _ in range(2))
+    ours.grad, theirs.grad = gradient.clone(), gradient.clone()
+    mine = dt.OPTIMIZERS[name]([ours], lr=0.1)
+    reference = getattr(torch.optim, name)([theirs], lr=0.1)
+    for _ in range(3):
+        mine.step()
+        reference.step()
+    print(name, float((ours - theirs).abs().max() / theirs.abs().max()))
+"""
+
+
+def test_variants_compiled_in_separate_processes_keep_their_own_code(tmp_path):
+    """Each optimizer compiled in a process of its own, into one Numba cache; then one process
+    loads them all and steps each. Before the variants were named, this process ran Adagrad's
+    team member for RMSprop (26.6 away from torch.optim after three steps) and another
+    optimizer's for Adadelta and Adamax."""
+    require_torch()
+    names = ["Adagrad", "RMSprop", "Adadelta", "Adamax"]
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-c", _STEPS, *args], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return dict((line.split()[0], float(line.split()[1]))
+                    for line in done.stdout.splitlines())
+
+    for name in names:
+        assert run(name)[name] <= 1e-6  # compiled here, alone
+    together = run(*names)  # every variant loaded from the cache
+    assert sorted(together) == sorted(names)
+    assert all(difference <= 1e-6 for difference in together.values()), together
