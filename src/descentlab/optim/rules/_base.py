@@ -118,8 +118,12 @@ def l2_gradient(p, g, maximize: bool, weight_decay: float):
     return g
 
 
-# the flags of h that choose root's form: compiled as constants (see Rule.constant_flags)
-ROOT_FLAGS = ("divide_first",)
+# the flag of h that chooses how a square root rounds (torch's or correctly), and the flags
+# that choose root's form: compiled as constants (see Rule.constant_flags). Read at run time,
+# torch_sqrt was tested at every vector of the torch face's AdaGrad loop (its assembly shows
+# it), though it is the same for every element of a step.
+SQRT_FLAGS = ("torch_sqrt",)
+ROOT_FLAGS = ("divide_first", *SQRT_FLAGS)
 
 
 @elementwise

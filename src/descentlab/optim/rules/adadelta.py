@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    SQRT_FLAGS,
     Group,
     Rule,
     check_eps,
@@ -97,4 +98,5 @@ RULE = Rule(
     arrays=("square_avg", "acc_delta"),
     coefficients=_coefficients,
     check=_check,
+    constant_flags=SQRT_FLAGS,
 )

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from ._base import (
     ROOT_PLACEMENTS,
+    SQRT_FLAGS,
     Group,
     Rule,
     at_least_zero,
@@ -93,4 +94,5 @@ RULE = Rule(
     check=_check,
     fill=lambda group: {"sum": float(group["initial_accumulator_value"])},
     eager=True,
+    constant_flags=SQRT_FLAGS,
 )

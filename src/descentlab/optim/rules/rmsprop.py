@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from ._base import (
     ROOT_PLACEMENTS,
+    SQRT_FLAGS,
     Group,
     Rule,
     at_least_zero,
@@ -141,4 +142,5 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     active=_active,
+    constant_flags=SQRT_FLAGS,
 )
