@@ -44,7 +44,8 @@ def test_a_function_is_named_for_its_variant_once():
 
 
 def _share(name: str):
-    """The rule ``name``'s float32 share (not compiled: a jitable function) and its h."""
+    """The rule ``name``, a stand-in for a float32 part using all its state arrays (all a
+    share reads of one), and the rule's coefficients."""
     opt = optim.OPTIMIZERS[name]([np.ones(2, np.float32)])
     rule, group = opt.rule, opt.param_groups[0]
     h = rule.coefficients(group, {"step": 0})
@@ -95,9 +96,9 @@ for name in sys.argv[1:]:
 
 def test_variants_compiled_in_separate_processes_keep_their_own_code(tmp_path):
     """Each optimizer compiled in a process of its own, into one Numba cache; then one process
-    loads them all and steps each. Before the variants were named, this process ran Adagrad's
-    team member for RMSprop (26.6 away from torch.optim after three steps) and another
-    optimizer's for Adadelta and Adamax."""
+    loads them all and steps each. Before the variants were named, this process ran other
+    rules' team functions for Adadelta and Adamax (0.99 and NaN away from torch.optim after
+    three steps, relative)."""
     require_torch()
     names = ["Adagrad", "RMSprop", "Adadelta", "Adamax"]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}

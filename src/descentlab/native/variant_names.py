@@ -5,10 +5,11 @@ argument types and a counter that starts anew in every process. A factory (one c
 rule and set of state arrays, one per pool's wrapper) makes many functions with one qualified
 name, so two variants compiled in two processes can end up with the same symbol and different
 code. A third process that loads both from Numba's on-disk cache links every call to that
-symbol to the variant it loaded first (numba/numba#10486). It happened here: with the fused
-kernels' cache filled by one process per optimizer, a process stepping with Adagrad and then
-RMSprop ran Adagrad's code on RMSprop's arrays, 26.6 away from torch.optim after three steps,
-without an error (``tests/test_variant_names.py`` makes that case happen on purpose).
+symbol to the variant it loaded first (numba/numba#10486). It happened here: with the torch
+face's cache filled by one process per optimizer, a process stepping with Adagrad, Adam,
+RMSprop and Adadelta ran another rule's code on RMSprop's arrays, 26.6 away from torch.optim
+after three steps, without an error (``tests/test_variant_names.py`` makes such a case happen
+on purpose).
 
 :func:`variant_named` puts a digest of what a variant is made of into its qualified name before
 Numba sees it: different variants then never share a symbol, and the same variant compiled
@@ -44,7 +45,6 @@ def variant_named(function: Callable, *extra: object) -> Callable:
     digest.update(repr(extra).encode())
     function.__qualname__ = f"{function.__qualname__}{_MARK}{digest.hexdigest()[:20]}"
     return function
-
 
 
 def _named(value: object) -> object:
