@@ -33,16 +33,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 import llvmlite.binding as llvm
-import numba
 import numpy as np
 import torch
 from numba import types
 
 from ..native.addresses import array_at
-from ..native.variant_names import variant_named
 from ..optim.executors.fused import Part
 from ..optim.executors.launches import numba_launch
-from ..optim.executors.shares import ARGUMENTS, StepArguments, member_for
+from ..optim.executors.shares import ARGUMENTS, StepArguments, compiled_wrapper, member_for
 from ..optim.rules import Rule
 
 # the runtime files a torch wheel may carry in torch/lib, GNU's first
@@ -109,9 +107,7 @@ def _team_member(share: Callable):
         thread, threads = _thread_number(), _team_size()
         share(address, count * thread // threads, count * (thread + 1) // threads)
 
-    # one per share, all of one qualified name: named for their share (native.variant_names)
-    return numba.cfunc(types.void(types.int64), cache=True, nogil=True,
-                       error_model="numpy")(variant_named(member))
+    return compiled_wrapper(member, types.void(types.int64))
 
 
 _LIBRARY, _FOUND = find_runtime()

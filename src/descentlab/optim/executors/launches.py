@@ -26,14 +26,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-import numba
 import numpy as np
 
 from ...native.team import HELPER, JOB, in_halves, may_split
-from ...native.variant_names import variant_named
 from ..rules import Rule
 from .kernels import coefficients_as, kernel_for
-from .shares import StepArguments, member_for
+from .shares import StepArguments, compiled_wrapper, member_for
 
 if TYPE_CHECKING:
     from .fused import Part
@@ -75,5 +73,4 @@ def _helper_job(share: Callable):
     def job(address, first, last):
         share(address, first, last)
 
-    # one per share, all of one qualified name: named for their share (native.variant_names)
-    return numba.cfunc(JOB, cache=True, nogil=True, error_model="numpy")(variant_named(job))
+    return compiled_wrapper(job, JOB)

@@ -4,7 +4,8 @@ last)`` steps blocks ``first`` to ``last - 1`` of the part, with the rule's seri
 
 Two pools call it: torch's OpenMP team (descentlab.torch, ``torch.torch_threads``) and
 descentlab's helper thread (``native.team``, for the NumPy face: ``launches``). Each wraps it
-in a ``numba.cfunc`` of its own signature (:func:`member_for`).
+in a ``numba.cfunc`` of its own signature (:func:`compiled_wrapper`, kept by
+:func:`member_for`).
 
 ``arguments`` is the address of :data:`ARGUMENTS` int64 (:class:`StepArguments`): the part's
 pointer table and its row count, the blocks and their count, and the address of one record
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 from numba.extending import register_jitable
 
@@ -61,6 +63,14 @@ def member_for(rule: Rule, part, h: NamedTuple, wrap: Callable[[Callable], Any])
                 share, record = _share_for(rule, part, h)
                 found = _MEMBERS[key] = Member(wrap(share), record)
     return found
+
+
+def compiled_wrapper(function: Callable, signature) -> Any:
+    """A pool's wrapper of one share (the function a ``wrap`` defines around it), compiled as a
+    cached ``numba.cfunc`` of the pool's ``signature``. Named for its share first
+    (``native.variant_names``): every share's wrapper has one qualified name."""
+    return numba.cfunc(signature, cache=True, nogil=True,
+                       error_model="numpy")(variant_named(function))
 
 
 def _share_for(rule: Rule, part, h: NamedTuple) -> tuple[Callable, np.dtype]:
