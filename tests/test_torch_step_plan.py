@@ -26,7 +26,9 @@ ALGORITHMS = [
     ("SGD", {"lr": 0.05}),
     ("SGD", {"lr": 0.05, "momentum": 0.9}),
     ("Adagrad", {"lr": 0.05}),
+    ("Adagrad", {"lr": 0.05, "lr_decay": 0.1}),
     ("Adadelta", {"lr": 1.0}),
+    ("RMSprop", {"lr": 1e-2, "momentum": 0.5, "centered": True}),
     ("Adam", {"lr": 1e-2, "amsgrad": True}),
     ("NAdam", {"lr": 1e-2}),
     ("RAdam", {"lr": 1e-2}),
@@ -252,6 +254,35 @@ def test_a_graph_that_saved_a_parameter_before_a_step_refuses_to_backward(name, 
         for loss in losses:
             with pytest.raises(RuntimeError, match="modified by an inplace operation"):
                 loss.backward()
+
+
+# rules whose coefficients do not read the step count (``Rule.steady``), and one that does
+STEADY = [("RMSprop", {"lr": 1e-2, "momentum": 0.5, "centered": True}), ("Adadelta", {"lr": 1.0}),
+          ("Adagrad", {"lr": 0.05})]
+
+
+@pytest.mark.parametrize("name, kwargs", [*STEADY, ("Adagrad", {"lr": 0.05, "lr_decay": 0.1})],
+                         ids=["RMSprop", "Adadelta", "Adagrad", "Adagrad-lr_decay"])
+def test_a_steady_rules_coefficients_are_kept_until_a_hyperparameter_changes(
+        name, kwargs, monkeypatch):
+    twins = Twins(name, kwargs)
+    twins.step()
+    twins.step()
+    computed = []
+    original = twins.ours._coefficients
+    monkeypatch.setattr(twins.ours, "_coefficients",
+                        lambda *args, **kwargs: (computed.append(1), original(*args, **kwargs))[1])
+    steady = "lr_decay" not in kwargs
+    for _ in range(STEPS):
+        twins.step()
+    assert len(computed) == (0 if steady else STEPS)
+    twins.both(lambda optimizer, _: optimizer.param_groups[0].update(lr=kwargs["lr"] / 2))
+    for _ in range(STEPS):
+        twins.step()
+    assert len(computed) == (1 if steady else 2 * STEPS)  # once, at the change
+    for a, b in zip(twins.mine, twins.theirs, strict=True):  # the steps were counted
+        assert twins.ours.state[a]["step"].item() == twins.reference.state[b]["step"].item()
+        assert twins.ours.state[a]["step"].item() == 2 + 2 * STEPS
 
 
 def test_options_and_checkpoints_changed_between_steps():

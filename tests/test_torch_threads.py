@@ -121,6 +121,29 @@ def test_the_team_refuses_to_lay_out_a_coefficient_neither_float_nor_bool():
 
 
 @pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
+def test_the_kept_record_is_written_again_unless_the_very_same_coefficients_come_back():
+    """A steady rule's coefficients, kept by descentlab.torch, come back as the same object:
+    their record is then left as it is; equal coefficients in another object are written."""
+    rule = npoptim.OPTIMIZERS["SGD"].rule
+    part = fused_plan([np.ones(10, np.float32)], [None]).parts[0]
+    h = _int_coefficient()._replace(step_scale=-0.5)
+
+    def kept(coefficients):
+        return shares.StepArguments.kept("test", rule, part, part.blocks, coefficients,
+                                         torch_threads._team_member)
+
+    arguments = kept(h)
+    assert arguments.coefficients[0]["step_scale"] == np.float32(-0.5)
+    arguments.coefficients[0]["step_scale"] = 7.0  # marks the record: was it written again?
+    assert kept(h) is arguments
+    assert arguments.coefficients[0]["step_scale"] == np.float32(7.0)
+    assert kept(h._replace()) is arguments  # equal, but another object
+    assert arguments.coefficients[0]["step_scale"] == np.float32(-0.5)
+    kept(h._replace(step_scale=-0.25))
+    assert arguments.coefficients[0]["step_scale"] == np.float32(-0.25)
+
+
+@pytest.mark.skipif(torch_threads.torch_launch() is numba_launch, reason=NO_TEAM)
 def test_a_second_process_loads_the_team_function_from_the_cache(tmp_path):
     script = (
         "import torch, descentlab.torch as dt\n"

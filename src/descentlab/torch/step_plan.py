@@ -46,10 +46,10 @@ class StepPlan:
                  scalars: tuple[str, ...]) -> None:
         self.params = list(group["params"])
         self.hyperparameters = _plain_values(group)  # as checked before this step
-        # a step's coefficients, kept by a rule without scalar state while the hyperparameters
-        # stay those of the step that computed them (``check`` drops them on a change; see
-        # ``TorchOptimizer._step_planned``)
-        self.coefficients: tuple[Any, Any] | None = None
+        # a step's coefficients ``h``, kept by a rule without scalar state or a steady one
+        # while the hyperparameters stay those of the step that computed them (``check`` drops
+        # them on a change; see ``TorchOptimizer._step_planned``)
+        self.coefficients: Any = None
         self._objects = (tuple(group), tuple(group.values()))  # see ``_same_objects``
         self.present = [p.grad is not None for p in self.params]
         self.members = list(itertools.compress(self.params, self.present))

@@ -40,7 +40,7 @@ from numba import types
 from ..native.addresses import array_at
 from ..optim.executors.fused import Part
 from ..optim.executors.launches import numba_launch
-from ..optim.executors.shares import ARGUMENTS, StepArguments, compiled_wrapper, member_for
+from ..optim.executors.shares import ARGUMENTS, StepArguments, compiled_wrapper
 from ..optim.rules import Rule
 
 # the runtime files a torch wheel may carry in torch/lib, GNU's first
@@ -90,11 +90,10 @@ class _TorchTeam:
         self._parallel.restype = None
 
     def __call__(self, rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
-        member = member_for(rule, part, h, _team_member)
-        kept = StepArguments.kept("torch team", member, part, blocks, h)
+        kept = StepArguments.kept("torch team", rule, part, blocks, h, _team_member)
         threads = min(torch.get_num_threads(), len(blocks))
         # ctypes lets go of the GIL for the call; every array it reads is alive until it returns
-        self._parallel(member.function.address, kept.address, threads, 0)
+        self._parallel(kept.member.function.address, kept.address, threads, 0)
 
 
 def _team_member(share: Callable):

@@ -31,7 +31,7 @@ import numpy as np
 from ...native.team import HELPER, JOB, in_halves, may_split
 from ..rules import Rule
 from .kernels import coefficients_as, kernel_for
-from .shares import StepArguments, compiled_wrapper, member_for
+from .shares import StepArguments, compiled_wrapper
 
 if TYPE_CHECKING:
     from .fused import Part
@@ -60,9 +60,8 @@ def helper_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> 
     awake and free and this thread may use more than one (``team.may_split``); else on
     Numba's pool."""
     if len(blocks) > 1 and may_split():
-        member = member_for(rule, part, h, _helper_job)
-        kept = StepArguments.kept("helper", member, part, blocks, h)
-        if in_halves(HELPER.board, member.function.address, kept.address, len(blocks)):
+        kept = StepArguments.kept("helper", rule, part, blocks, h, _helper_job)
+        if in_halves(HELPER.board, kept.member.function.address, kept.address, len(blocks)):
             return
     numba_launch(rule, part, blocks, h)
 

@@ -73,6 +73,11 @@ class Rule:
             (:func:`root`'s ``divide_first``): LLVM's loop vectoriser turns a branch inside the
             loop into computing both arms and selecting, even when the condition is the same
             for every element.
+        steady: ``steady(group) -> bool``, true where the group's coefficients read nothing of
+            the scalar state, whose one entry ``step`` they only advance by one (RMSprop,
+            Adadelta, Lion; AdaGrad without ``lr_decay``): ``h`` is then the same at every step
+            while the hyperparameters stay, and a caller may keep it and count the steps
+            itself. None: never (Adam's bias corrections read the step).
     """
 
     name: str
@@ -85,6 +90,16 @@ class Rule:
     fill: Callable[[Group], Mapping[str, float]] | None = None
     eager: bool = False
     constant_flags: tuple[str, ...] = ()
+    steady: Callable[[Group], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.steady is not None and set(self.scalars) != {"step"}:
+            raise ValueError(f"{self.name}: a steady rule's one scalar state is its step count, "
+                             f"not {sorted(self.scalars)}")
+
+    def is_steady(self, group: Group) -> bool:
+        """Whether ``group``'s coefficients stay the same from step to step (see ``steady``)."""
+        return self.steady is not None and self.steady(group)
 
     def active_arrays(self, group: Group) -> Collection[str]:
         return self.arrays if self.active is None else self.active(group)

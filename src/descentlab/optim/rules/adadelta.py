@@ -99,4 +99,5 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     constant_flags=SQRT_FLAGS,
+    steady=lambda group: True,
 )

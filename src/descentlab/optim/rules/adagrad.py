@@ -95,4 +95,5 @@ RULE = Rule(
     fill=lambda group: {"sum": float(group["initial_accumulator_value"])},
     eager=True,
     constant_flags=SQRT_FLAGS,
+    steady=lambda group: float(group["lr_decay"]) == 0,
 )

@@ -79,4 +79,5 @@ RULE = Rule(
     arrays=("exp_avg",),
     coefficients=_coefficients,
     check=_check,
+    steady=lambda group: True,
 )

@@ -143,4 +143,5 @@ RULE = Rule(
     check=_check,
     active=_active,
     constant_flags=SQRT_FLAGS,
+    steady=lambda group: True,
 )
