@@ -70,16 +70,18 @@ def test_the_fused_executors_factories_name_each_variant():
     assert len(set(names)) == len(names), names
 
 
-# Every process draws the same function numbers (as processes started alike do: one run per
-# optimizer, or forked workers): the case in which two variants' machine code used to carry one
-# symbol. Each optimizer steps a 2^20-element parameter (the torch face then runs its kernel as
-# a team of torch's threads) and prints its largest difference from torch.optim's, relative.
+# Every process draws the same function numbers (as processes started alike did before
+# ``native.numba_ids`` drew them at random: one run per optimizer, or forked workers), the case
+# in which two variants' machine code used to carry one symbol; the counter is set after
+# descentlab's import, which draws it. Each optimizer steps a 2^20-element parameter (the torch
+# face then runs its kernel as a team of torch's threads) and prints its largest difference
+# from torch.optim's, relative.
 _STEPS = """
 import itertools, sys
 import numba.core.bytecode
-numba.core.bytecode.FunctionIdentity._unique_ids = itertools.count(1_000_000)
 import torch
 import descentlab.torch as dt
+numba.core.bytecode.FunctionIdentity._unique_ids = itertools.count(1_000_000)
 for name in sys.argv[1:]:
     torch.manual_seed(0)
     start, gradient = torch.randn(1 << 20), torch.randn(1 << 20)
