@@ -1,11 +1,14 @@
 """The rules' element math on torch tensors, for parameters that are not on the CPU.
 
-A rule's update is written once with arithmetic, ``fma``, ``square_root``, ``np.maximum``,
-``np.abs`` and ``np.sign`` (see ``descentlab.optim.rules._base``). Here the same function
-objects are rebuilt with ``np`` bound to torch's versions of those three, ``fma``, ``lerp`` and
-``square_root`` bound to the torch operations whose rounding they stand for, and every other
-helper they call (``root``, ...) rebuilt the same way, so a tensor on any device runs the very
-code the NumPy and Numba executors run: no second copy of the math to keep in step.
+A rule's update is written once with arithmetic, ``fma``, ``addcmul``, ``addcdiv``,
+``square_root``, ``np.maximum``, ``np.abs`` and ``np.sign`` (see
+``descentlab.optim.rules._base``). Here the same function objects are rebuilt with ``np`` bound
+to torch's versions of those three, ``fma``, ``lerp``, ``addcmul``, ``addcdiv`` and
+``square_root`` bound to the torch operations whose rounding they stand for (on any device:
+CUDA's addcmul and addcdiv round otherwise than the CPU's, and torch.optim calls them), and
+every other helper they call (``root``, ...) rebuilt the same way, so a tensor on any device
+runs the very code the NumPy and Numba executors run: no second copy of the math to keep in
+step.
 """
 
 from __future__ import annotations
@@ -56,8 +59,20 @@ def _square_root(x: torch.Tensor, h: NamedTuple) -> torch.Tensor:
     return torch.sqrt(x.double()).float()
 
 
+def _addcmul(c: torch.Tensor, value: float, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """torch.addcmul itself, with ``value`` as torch.optim passes it: how it rounds depends on
+    the device (``fma(value·a, b, c)`` on the CPU, otherwise on CUDA)."""
+    return torch.addcmul(c, a, b, value=float(value))
+
+
+def _addcdiv(c: torch.Tensor, value: float, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """torch.addcdiv itself, with ``value`` as torch.optim passes it (see ``_addcmul``)."""
+    return torch.addcdiv(c, a, b, value=float(value))
+
+
 # element functions that are torch operations on tensors, not rebuilt
-_REPLACED: dict[str, Callable] = {"fma": _fma, "lerp": _lerp, "square_root": _square_root}
+_REPLACED: dict[str, Callable] = {"fma": _fma, "lerp": _lerp, "square_root": _square_root,
+                                  "addcmul": _addcmul, "addcdiv": _addcdiv}
 
 _REBUILT: dict[Callable, Callable] = {}
 

@@ -9,7 +9,8 @@ on tensors. That is why an update function
   only, never writing into its arguments (the executor decides where results go);
 - uses only arithmetic, comparisons on the scalar record ``h``, ``np.maximum``, ``np.abs``,
   ``np.sign``, which NumPy applies to arrays and Numba compiles for scalars, ``fma``
-  (:mod:`._fma`: a·b + c rounded once, wherever torch's kernels round so) and
+  (:mod:`._fma`: a·b + c rounded once, wherever torch's kernels round so), ``addcmul`` and
+  ``addcdiv`` (where torch.optim calls those operations with a ``value``) and
   ``square_root(x, h)`` (:mod:`._torch_sqrt`: √x, rounded correctly or, where the torch face
   sets ``h.torch_sqrt``, as torch's CPU kernel rounds it);
 - receives an optional state array as ``None`` when the group's options do not use it, and
@@ -117,6 +118,23 @@ def lerp(a, b, w: float, one: float):
     if w < 0.5:
         return fma(w, b - a, a)
     return fma(w - one, b - a, b)
+
+
+@elementwise
+def addcmul(c, value: float, a, b):
+    """``c + value·a·b`` as torch's ``c.addcmul(a, b, value=value)`` rounds it: on the CPU
+    ``fma(value·a, b, c)`` (see ``_fma``). On tensors the torch face calls that operation
+    itself (``torch_math``): torch's CUDA kernel rounds it otherwise, and torch.optim's steps
+    are written with it."""
+    return fma(value * a, b, c)
+
+
+@elementwise
+def addcdiv(c, value: float, a, b):
+    """``c + value·a / b`` as torch's ``c.addcdiv(a, b, value=value)`` rounds it: on the CPU
+    three roundings, ``c + (value·a) / b``. On tensors the torch face calls that operation
+    itself, as for :func:`addcmul` (torch's CUDA kernel rounds it otherwise)."""
+    return c + value * a / b
 
 
 @elementwise

@@ -8,6 +8,7 @@ from ._base import (
     SQRT_FLAGS,
     Group,
     Rule,
+    addcmul,
     check_eps,
     check_fraction,
     check_lr,
@@ -62,10 +63,10 @@ def adadelta(p, g, square_avg, acc_delta, h: AdadeltaCoefficients):
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     # torch's operations, each rounded as torch rounds it (fma: see _fma)
-    square_avg = fma(h.one_minus_rho * g, g, square_avg * h.rho)  # .mul_(ρ).addcmul_(g, g)
+    square_avg = addcmul(square_avg * h.rho, h.one_minus_rho, g, g)  # .mul_(ρ).addcmul_(g, g)
     std = square_root(square_avg + h.eps, h)
     delta = square_root(acc_delta + h.eps, h) / std * g
-    acc_delta = fma(h.one_minus_rho * delta, delta, acc_delta * h.rho)
+    acc_delta = addcmul(acc_delta * h.rho, h.one_minus_rho, delta, delta)
     return fma(delta, h.neg_lr, p), square_avg, acc_delta  # param.add_(delta, alpha=-lr)
 
 

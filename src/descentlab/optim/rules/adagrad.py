@@ -9,6 +9,7 @@ from ._base import (
     SQRT_FLAGS,
     Group,
     Rule,
+    addcdiv,
     at_least_zero,
     check_choice,
     check_eps,
@@ -60,7 +61,8 @@ def adagrad(p, g, sum, h: AdagradCoefficients):  # noqa: A002 - torch's state ke
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     sum = fma(g, g, sum)  # state_sum.addcmul_(g, g, value=1)
-    return p + h.neg_clr * g / uncorrected_root(sum, h), sum
+    # param.addcdiv_(g, std, value=−clr)
+    return addcdiv(p, h.neg_clr, g, uncorrected_root(sum, h)), sum
 
 
 def _coefficients(group: Group, state: dict, scalar: type = float) -> AdagradCoefficients:

@@ -11,6 +11,8 @@ from ._base import (
     SCALAR_DTYPES,
     Group,
     Rule,
+    addcdiv,
+    addcmul,
     bias_correction,
     check_betas,
     check_choice,
@@ -18,7 +20,6 @@ from ._base import (
     check_lr,
     check_weight_decay,
     elementwise,
-    fma,
     l2_gradient,
     lerp,
     root,
@@ -102,7 +103,8 @@ def adam(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, h: AdamCoefficients):
         denom = root(max_exp_avg_sq, h)
     else:
         denom = root(exp_avg_sq, h)
-    return p + h.neg_step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
+    # param.addcdiv_(exp_avg, denom, value=−step_size)
+    return addcdiv(p, h.neg_step_size, exp_avg, denom), exp_avg, exp_avg_sq, max_exp_avg_sq
 
 
 @elementwise
@@ -116,7 +118,7 @@ def adam_moments(p, g, exp_avg, exp_avg_sq, h):
     g = l2_gradient(p, g, h.maximize, h.l2)
     exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.one)
     # exp_avg_sq.mul_(β₂).addcmul_(g, g, value=1 − β₂)
-    exp_avg_sq = fma(h.one_minus_beta2 * g, g, exp_avg_sq * h.beta2)
+    exp_avg_sq = addcmul(exp_avg_sq * h.beta2, h.one_minus_beta2, g, g)
     return p, g, exp_avg, exp_avg_sq
 
 

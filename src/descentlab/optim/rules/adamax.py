@@ -9,6 +9,7 @@ import numpy as np
 from ._base import (
     Group,
     Rule,
+    addcdiv,
     bias_correction,
     elementwise,
     l2_gradient,
@@ -65,7 +66,8 @@ def adamax(p, g, exp_avg, exp_inf, h: AdamaxCoefficients):
     exp_avg = lerp(exp_avg, g, h.one_minus_beta1, h.one)
     # one expression for both placements (adding 0 is exact): no test in the fused loop
     exp_inf = np.maximum(exp_inf * h.beta2, np.abs(g) + h.eps_in_max)
-    return p + h.neg_clr * exp_avg / (exp_inf + h.eps_after_max), exp_avg, exp_inf
+    # param.addcdiv_(exp_avg, exp_inf, value=−clr)
+    return addcdiv(p, h.neg_clr, exp_avg, exp_inf + h.eps_after_max), exp_avg, exp_inf
 
 
 def _coefficients(group: Group, state: dict, scalar: type = float) -> AdamaxCoefficients:

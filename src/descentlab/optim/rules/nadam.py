@@ -8,6 +8,7 @@ from ._base import (
     ROOT_FLAGS,
     Group,
     Rule,
+    addcdiv,
     at_least_zero,
     bias_correction,
     check_choice,
@@ -77,8 +78,8 @@ def nadam(p, g, exp_avg, exp_avg_sq, h: NAdamCoefficients):
     """
     p, g, exp_avg, exp_avg_sq = adam_moments(p, g, exp_avg, exp_avg_sq, h)
     denom = root(exp_avg_sq, h)
-    p = p + h.grad_coef * g / denom
-    p = p + h.avg_coef * exp_avg / denom
+    p = addcdiv(p, h.grad_coef, g, denom)  # param.addcdiv_(g, denom, value=...), twice
+    p = addcdiv(p, h.avg_coef, exp_avg, denom)
     return p, exp_avg, exp_avg_sq
 
 

@@ -9,6 +9,8 @@ from ._base import (
     SQRT_FLAGS,
     Group,
     Rule,
+    addcdiv,
+    addcmul,
     at_least_zero,
     check_choice,
     check_eps,
@@ -80,19 +82,19 @@ def rmsprop(p, g, square_avg, grad_avg, momentum_buffer, h: RMSpropCoefficients)
     p = p * h.decay
     g = l2_gradient(p, g, h.maximize, h.weight_decay)
     # torch's operations, each rounded as torch rounds it (fma: see _fma)
-    square_avg = fma(h.one_minus_alpha * g, g, square_avg * h.alpha)  # .mul_(α).addcmul_(g, g)
+    square_avg = addcmul(square_avg * h.alpha, h.one_minus_alpha, g, g)  # .mul_(α).addcmul_(g, g)
     if h.centered:
         grad_avg = lerp(grad_avg, g, h.one_minus_alpha, h.one)
-        variance = fma(-grad_avg, grad_avg, square_avg)  # v.addcmul(ḡ, ḡ, value=-1)
+        variance = addcmul(square_avg, -h.one, grad_avg, grad_avg)  # v.addcmul(ḡ, ḡ, value=-1)
     else:
         variance = square_avg
     avg = uncorrected_root(variance, h)
     # multiplying by grad_scale = 1.0 is exact: torch's rounding is kept when lr stays outside
     if h.momentum > 0:
-        momentum_buffer = momentum_buffer * h.momentum + h.grad_scale * g / avg
+        momentum_buffer = addcdiv(momentum_buffer * h.momentum, h.grad_scale, g, avg)
         p = fma(momentum_buffer, h.step_scale, p)  # param.add_(buf, alpha=-lr)
     else:
-        p = p + h.step_scale * (h.grad_scale * g) / avg
+        p = addcdiv(p, h.step_scale, h.grad_scale * g, avg)  # param.addcdiv_(g, avg, value=-lr)
     return p, square_avg, grad_avg, momentum_buffer
 
 
