@@ -18,31 +18,25 @@ import pytest
 from conftest import require_torch
 
 torch = require_torch()
-from test_torch_face import CONFIGS, MLP, config_ids, groups, relative_error  # noqa: E402
+from test_torch_face import (  # noqa: E402
+    CONFIGS,
+    MLP,
+    config_ids,
+    groups,
+    relative_error,
+    train,
+)
 
 import descentlab.torch as dt  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA device (CI has none; run on a GPU machine)")
 
-STEPS = 50
 TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 
 
 def train_on_gpu(model, optimizer, dtype):
-    """Parameters after every step (on the CPU, for comparison), with a StepLR schedule."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 64, generator=gen, dtype=dtype).cuda()
-    y = torch.randint(0, 10, (64,), generator=gen).cuda()
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20, gamma=0.5)
-    trail = []
-    for _ in range(STEPS):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        schedule.step()
-        trail.append([p.detach().cpu() for p in model.parameters()])
-    return trail
+    return train(model, optimizer, dtype, device="cuda")
 
 
 @pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])

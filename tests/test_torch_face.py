@@ -86,11 +86,12 @@ def groups(model, kwargs):
     return [{"params": first, "lr": kwargs["lr"] * 0.5}, {"params": rest}]
 
 
-def train(model, optimizer, dtype, steps=STEPS, seed=0):
-    """Parameters after every step, with a StepLR schedule (halving every 20 steps)."""
+def train(model, optimizer, dtype, steps=STEPS, seed=0, device="cpu"):
+    """Parameters after every step (copied to the CPU), with a StepLR schedule (halving every
+    20 steps); the data on ``device``, where the model is."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(64, 64, generator=gen, dtype=dtype)
-    y = torch.randint(0, 10, (64,), generator=gen)
+    x = torch.randn(64, 64, generator=gen, dtype=dtype).to(device)
+    y = torch.randint(0, 10, (64,), generator=gen).to(device)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20, gamma=0.5)
     trail = []
     for _ in range(steps):
@@ -98,7 +99,7 @@ def train(model, optimizer, dtype, steps=STEPS, seed=0):
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
         schedule.step()
-        trail.append([p.detach().clone() for p in model.parameters()])
+        trail.append([p.detach().to("cpu", copy=True) for p in model.parameters()])
     return trail
 
 
