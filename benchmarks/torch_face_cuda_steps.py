@@ -16,10 +16,9 @@ import argparse
 import statistics
 
 import torch
+from torch_face_steps import TORCH_FUSED, make  # the CPU benchmark beside this file
 
 import descentlab.torch as dt
-
-TORCH_FUSED = {"SGD", "Adagrad", "Adam", "AdamW"}
 
 
 def step_ms(optimizer, repeats: int) -> float:
@@ -37,12 +36,6 @@ def step_ms(optimizer, repeats: int) -> float:
     return statistics.median(times)
 
 
-def make(optimizer_class, elements: int, **kwargs):
-    p = torch.nn.Parameter(torch.randn(elements, device="cuda"))
-    p.grad = torch.randn(elements, device="cuda")
-    return optimizer_class([p], **kwargs)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=2**25)
@@ -53,14 +46,14 @@ def main() -> None:
     print(f"float32, {args.elements} elements, torch {torch.__version__}, "
           f"{torch.cuda.get_device_name()}")
     for name in [n for n in dt.NAMES if hasattr(torch.optim, n)]:
-        foreach = step_ms(make(getattr(torch.optim, name), args.elements, foreach=True),
+        foreach = step_ms(make(getattr(torch.optim, name), args.elements, "cuda", foreach=True),
                           args.repeats)
-        ours = step_ms(make(dt.OPTIMIZERS[name], args.elements), args.repeats)
+        ours = step_ms(make(dt.OPTIMIZERS[name], args.elements, "cuda"), args.repeats)
         line = (f"{name:9s} torch.optim foreach {foreach:7.3f} ms   descentlab.torch "
                 f"{ours:7.3f} ms   foreach/ours {foreach / ours:5.2f}x")
         if name in TORCH_FUSED:
             try:
-                fused = step_ms(make(getattr(torch.optim, name), args.elements, fused=True),
+                fused = step_ms(make(getattr(torch.optim, name), args.elements, "cuda", fused=True),
                                 args.repeats)
             except RuntimeError as error:  # torch's Adagrad has a fused kernel on the CPU only
                 if "fused" not in str(error):

@@ -33,9 +33,11 @@ from descentlab.torch.torch_threads import DESCRIPTION
 TORCH_FUSED = {"SGD", "Adagrad", "Adam", "AdamW"}
 
 
-def make(cls, elements: int, **kwargs):
-    p = torch.nn.Parameter(torch.randn(elements))
-    p.grad = torch.randn(elements)
+def make(cls, elements: int, device: str = "cpu", **kwargs):
+    """``cls`` on one float32 parameter of ``elements`` elements on ``device``, with a
+    gradient."""
+    p = torch.nn.Parameter(torch.randn(elements, device=device))
+    p.grad = torch.randn(elements, device=device)
     return cls([p], **kwargs)
 
 
