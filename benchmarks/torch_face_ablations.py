@@ -24,10 +24,10 @@ median over the turns of the paired ratio "without / with" (above 1: the choice 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from torch_face_steps import turn_times  # the benchmark beside this file
 
 import descentlab.torch as dt
 from descentlab.torch import optimizers
@@ -40,23 +40,6 @@ def _parameter(elements: int) -> torch.nn.Parameter:
     p = torch.nn.Parameter(torch.randn(elements))
     p.grad = torch.randn(elements)
     return p
-
-
-def _in_turns(runs: list, repeats: int) -> list[np.ndarray]:
-    backward = torch.ones(1 << 20)  # stands for the end of a backward pass
-    for run in runs:
-        for _ in range(3):
-            run()
-    times: list[list[float]] = [[] for _ in runs]
-    order = list(range(len(runs)))
-    for repeat in range(repeats):
-        turn = order[repeat % len(runs):] + order[:repeat % len(runs)]
-        for key in (turn if repeat % 2 else turn[::-1]):
-            backward.mul_(1.0)
-            start = time.perf_counter()
-            runs[key]()
-            times[key].append(time.perf_counter() - start)
-    return [np.array(t) for t in times]
 
 
 def _versions_last(step, switched: bool):
@@ -84,7 +67,8 @@ def compare(name: str, elements: int, repeats: int, switched: bool = True) -> st
     optimizer = dt.OPTIMIZERS[name]([_parameter(elements)])
     without = _versions_last(optimizer.step, switched)
     with_choice = _versions_last(optimizer.step, False)
-    t, w, c = _in_turns([theirs, without, with_choice], repeats)
+    backward = torch.ones(1 << 20)  # stands for the end of a backward pass
+    t, w, c = turn_times([theirs, without, with_choice], repeats, lambda: backward.mul_(1.0))
     label = "versions first" if switched else "A/A"
     return (f"{label:15s} {name:8s} {elements:>10,d}  without {np.median(w) * 1e3:7.3f} ms  "
             f"with {np.median(c) * 1e3:7.3f} ms  without/with {np.median(w / c):5.3f}   "

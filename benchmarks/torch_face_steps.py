@@ -16,6 +16,14 @@ tensors, and whole training steps (forward, backward, step) of the MLP with eith
 Each timed step follows a torch operation on other memory, as a step follows
 ``loss.backward()`` in training: torch's OpenMP workers are then still awake and spinning, which
 is the case that matters for a library whose kernels run on another thread pool.
+
+Every implementation is made twice, in mirrored order (torch.optim, descentlab.torch, ...,
+descentlab.torch, torch.optim), and a turn's time for it is the mean of its two steps: on a
+virtual machine where memory lands matters, and two torch.optim optimizers made alike, one
+after the other, stepped 0.98-1.07x apart at 2^25 elements (the one made second faster, more
+often than not). This script made torch.optim's first until 2026-12-06, which favoured
+descentlab.torch. The first line, "torch.optim against itself", measures what is left: the
+same mirrored pair of torch.optim's fused AdaGrad against itself.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -41,17 +50,38 @@ def make(cls, elements: int, device: str = "cpu", **kwargs):
     return cls([p], **kwargs)
 
 
+def step_of(cls, elements: int, **kwargs):
+    """The step of :func:`make`'s optimizer."""
+    return make(cls, elements, **kwargs).step
+
+
 def paired(theirs, ours, repeats: int, before=None) -> tuple[float, float, float]:
-    """Median ms of ``theirs()`` and ``ours()`` and the median of their paired ratios, timed in
-    turns whose order alternates (so neither always runs second, on caches the other left)."""
-    (theirs_ms, ours_ms), (ratio,) = in_turns([theirs, ours], repeats, before)
+    """Median ms of the steps ``theirs()`` and ``ours()`` make and the median of their paired
+    ratios (see :func:`balanced`)."""
+    (theirs_ms, ours_ms), (ratio,) = balanced([theirs, ours], repeats, before)
     return theirs_ms, ours_ms, ratio
 
 
-def in_turns(runs, repeats: int, before=None) -> tuple[list[float], list[float]]:
-    """Median ms of each of ``runs``, and for each run after the first the median over the
-    turns of the first's time over its own; every turn runs each once, in an order that
-    rotates and reverses from turn to turn."""
+def balanced(makers, repeats: int, before=None) -> tuple[list[float], list[float]]:
+    """Median ms of the step each of ``makers`` makes, and for each after the first the median
+    over the turns of the first's time over its own.
+
+    Each maker makes two steps (two optimizers), in the order 1, 2, ..., n, n, ..., 2, 1, so
+    that none has its memory always allocated first; a turn's time for a maker is the mean of
+    its two steps' times in that turn."""
+    runs = [make_step() for make_step in makers]
+    runs += [make_step() for make_step in reversed(makers)]
+    times = turn_times(runs, repeats, before)
+    n = len(makers)
+    mean = [(times[i] + times[2 * n - 1 - i]) / 2 for i in range(n)]
+    return ([float(np.median(t)) * 1e3 for t in mean],
+            [float(np.median(mean[0] / t)) for t in mean[1:]])
+
+
+def turn_times(runs, repeats: int, before=None) -> list[np.ndarray]:
+    """Seconds of each of ``runs`` at each turn (after three untimed calls of each): every
+    turn runs each once, in an order that rotates and reverses from turn to turn, each call
+    after ``before()``."""
     for run in runs:
         for _ in range(3):
             run()
@@ -65,9 +95,7 @@ def in_turns(runs, repeats: int, before=None) -> tuple[list[float], list[float]]
             start = time.perf_counter()
             runs[key]()
             times[key].append(time.perf_counter() - start)
-    first = np.array(times[0])
-    return ([float(np.median(t)) * 1e3 for t in times],
-            [float(np.median(first / np.array(t))) for t in times[1:]])
+    return [np.array(t) for t in times]
 
 
 def training_step(optimizer_class, model: torch.nn.Module, x, y, **kwargs):
@@ -108,16 +136,20 @@ def main() -> None:
     print(f"float32, {args.elements} elements, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; descentlab.torch runs on {DESCRIPTION}")
     backward = torch.ones(1 << 20)  # stands for the end of a backward pass
+    itself = partial(step_of, torch.optim.Adagrad, args.elements, fused=True)
+    ms, (ratio,) = balanced([itself, itself], args.repeats, before=lambda: backward.mul_(1.0))
+    print(f"torch.optim against itself (fused Adagrad, made as the pairs below are): "
+          f"{ms[0]:.2f} ms, {ms[1]:.2f} ms, ratio {ratio:5.2f}x")
     print("descentlab.torch as built (torch.sqrt's float32 roots, as torch.optim's default "
           "steps) and, where torch.optim has a fused kernel, with fused=True (correctly "
           "rounded roots, as that kernel)")
     for name in [n for n in dt.NAMES if hasattr(torch.optim, n)]:
         best = "fused" if name in TORCH_FUSED else "foreach"
-        runs = [make(getattr(torch.optim, name), args.elements, **{best: True}).step,
-                make(dt.OPTIMIZERS[name], args.elements).step]
+        makers = [partial(step_of, getattr(torch.optim, name), args.elements, **{best: True}),
+                  partial(step_of, dt.OPTIMIZERS[name], args.elements)]
         if best == "fused":
-            runs.append(make(dt.OPTIMIZERS[name], args.elements, fused=True).step)
-        ms, ratios = in_turns(runs, args.repeats, before=lambda: backward.mul_(1.0))
+            makers.append(partial(step_of, dt.OPTIMIZERS[name], args.elements, fused=True))
+        ms, ratios = balanced(makers, args.repeats, before=lambda: backward.mul_(1.0))
         line = (f"{name:9s} torch.optim ({best:7s}) {ms[0]:8.2f} ms   descentlab.torch "
                 f"{ms[1]:7.2f} ms   ratio {ratios[0]:5.2f}x")
         if best == "fused":
@@ -137,8 +169,8 @@ def main() -> None:
     for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
                          ("AdamW", {}), ("Adagrad", {})):
         theirs, ours, ratio = paired(
-            step_only(getattr(torch.optim, name), model, fused=True, **kwargs),
-            step_only(dt.OPTIMIZERS[name], model, **kwargs), args.repeats * 5)
+            partial(step_only, getattr(torch.optim, name), model, fused=True, **kwargs),
+            partial(step_only, dt.OPTIMIZERS[name], model, **kwargs), args.repeats * 5)
         print(f"{name:9s} torch.optim (fused  ) {theirs:7.2f} ms   descentlab.torch "
               f"{ours:6.2f} ms   ratio {ratio:5.2f}x   (step alone)", flush=True)
     tensors, size = 1000, 4096
@@ -147,16 +179,16 @@ def main() -> None:
     for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
                          ("AdamW", {}), ("Adagrad", {})):
         theirs, ours, ratio = paired(
-            many_tensors(getattr(torch.optim, name), tensors, size, fused=True, **kwargs),
-            many_tensors(dt.OPTIMIZERS[name], tensors, size, **kwargs), args.repeats)
+            partial(many_tensors, getattr(torch.optim, name), tensors, size, fused=True, **kwargs),
+            partial(many_tensors, dt.OPTIMIZERS[name], tensors, size, **kwargs), args.repeats)
         print(f"{name:9s} torch.optim (fused  ) {theirs:7.2f} ms   descentlab.torch "
               f"{ours:6.2f} ms   ratio {ratio:5.2f}x   (step alone)", flush=True)
     print(f"MLP 4x{width}: whole training steps")
     for name, kwargs in (("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {}),
                          ("AdamW", {}), ("Adagrad", {})):
         theirs, ours, ratio = paired(
-            training_step(getattr(torch.optim, name), model, x, y, fused=True, **kwargs),
-            training_step(dt.OPTIMIZERS[name], model, x, y, **kwargs), args.repeats)
+            partial(training_step, getattr(torch.optim, name), model, x, y, fused=True, **kwargs),
+            partial(training_step, dt.OPTIMIZERS[name], model, x, y, **kwargs), args.repeats)
         print(f"{name:9s} torch.optim (fused  ) {theirs:7.1f} ms   descentlab.torch "
               f"{ours:6.1f} ms   ratio {ratio:5.2f}x   (training step)", flush=True)
 

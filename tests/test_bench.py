@@ -145,3 +145,32 @@ def test_first_call_tells_compiling_from_loading_the_cache(tmp_path):
               "print(first_call(select(['Adamax'])[0], np.dtype(np.float32))[1])\n")
     kinds = outputs_of_two_processes(script, tmp_path)
     assert kinds == [["compiled"], ["cache"]]
+
+
+def test_mirrored_makes_every_step_twice_in_mirrored_order_and_averages_each_turn(monkeypatch):
+    """Each implementation's memory is allocated once early and once late (``mirrored``); a
+    turn's time for it is the mean of its two steps' times in that turn."""
+    from descentlab.bench import steps
+
+    made: list[str] = []
+
+    def maker(name):
+        def make():
+            made.append(name)
+            return lambda: None
+        return make
+
+    fake = {("a", 0): [1.0, 5.0], ("b", 0): [2.0, 2.0], ("b", 1): [4.0, 2.0],
+            ("a", 1): [3.0, 1.0]}
+
+    def interleaved(steps_, repeats, warmup):
+        assert list(steps_) == [("a", 0), ("b", 0), ("none", 0), ("none", 1), ("b", 1),
+                                ("a", 1)]
+        return {key: (steps.Timing(0.0, fake[key]) if key in fake else None) for key in steps_}
+
+    monkeypatch.setattr(steps, "interleaved", interleaved)
+    timings = steps.mirrored({"a": maker("a"), "b": maker("b"), "none": lambda: None}, 2, 0)
+    assert made == ["a", "b", "b", "a"]
+    assert timings["a"].times_s == [2.0, 3.0] and timings["a"].median_s == 2.5
+    assert timings["b"].times_s == [3.0, 2.0] and timings["b"].median_s == 2.5
+    assert timings["none"] is None

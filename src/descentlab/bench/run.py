@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,12 @@ from .steps import (
     descentlab_step,
     first_call,
     interleaved,
+    mirrored,
     torch_best_flavour,
     torch_face_step,
     torch_step,
 )
-from .stream import triad_step
+from .stream import triad_bytes, triad_step
 
 
 @dataclass
@@ -87,16 +89,16 @@ def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
              with_torch: bool) -> dict[str, Any]:
     first_s, first_kind = first_call(config, dtype)
     flavours = ("single", "foreach", "fused") if with_torch else ()
-    # the large case: descentlab and each torch.optim implementation, timed in turns
-    triad_run, triad_bytes = triad_step(settings.size, dtype)
-    steps = {"triad": triad_run, "ours": descentlab_step(config, [settings.size], dtype,
-                                                              settings.nonfinite)}
-    steps |= {f: torch_step(config, [settings.size], dtype, f) for f in flavours}
+    # the large case: descentlab and each torch.optim implementation, timed in turns (each
+    # made twice, in mirrored order: see ``mirrored``)
+    size = [settings.size]
+    makers = {"triad": lambda: triad_step(settings.size, dtype)[0],
+              "ours": partial(descentlab_step, config, size, dtype, settings.nonfinite)}
+    makers |= {f: partial(torch_step, config, size, dtype, f) for f in flavours}
     if with_torch:  # the same kernels behind torch.optim's interface, on torch tensors
-        steps["face"] = torch_face_step(config, [settings.size], dtype)
-    large = interleaved(steps, settings.repeats, settings.warmup)
-    del steps, triad_run  # free the large arrays before the next case
-    triad = triad_bytes / large["triad"].median_s
+        makers["face"] = partial(torch_face_step, config, size, dtype)
+    large = mirrored(makers, settings.repeats, settings.warmup)
+    triad = triad_bytes(settings.size, dtype) / large["triad"].median_s
     # many small arrays against one array of the same total size
     count, small = settings.many
     best = torch_best_flavour(config) if with_torch else None

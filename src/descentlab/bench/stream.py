@@ -19,12 +19,17 @@ def _triad(a, b, c, s):
         c[i] = a[i] + s * b[i]
 
 
+def triad_bytes(size: int, dtype: np.dtype) -> int:
+    """The bytes STREAM counts for a triad over ``size`` elements: 3 × itemsize × size."""
+    return 3 * np.dtype(dtype).itemsize * size
+
+
 def triad_step(size: int, dtype: np.dtype):
     """A function running the triad over new arrays of ``size`` elements, and the bytes it
-    counts (3 × itemsize × size)."""
+    counts (:func:`triad_bytes`)."""
     rng = np.random.default_rng(0)
     a = rng.random(size).astype(dtype)
     b = rng.random(size).astype(dtype)
     c = np.zeros(size, dtype)
     s = np.dtype(dtype).type(3.0)
-    return (lambda: _triad(a, b, c, s)), 3 * a.itemsize * size
+    return (lambda: _triad(a, b, c, s)), triad_bytes(size, dtype)
