@@ -202,7 +202,8 @@ def render(result: dict[str, Any]):
               f"({m['cpu']}); triad {result['triad_gb_per_s']:.1f} GB/s; descentlab with "
               f"nonfinite={s.get('nonfinite', 'raise')!r}",
         caption=f"median of {s['repeats']} after {s['warmup']} warm-up steps, each row's "
-                "implementations and triad (the floor) timed in turns. many/one: "
+                "implementations and triad (the floor) timed in turns, each made twice in "
+                "mirrored order (where memory lands moves a step by a few %). many/one: "
                 f"{count} arrays of {small:,} elements against one of {count * small:,}. "
                 "torch/ours: torch.optim's time over descentlab's (above 1: descentlab faster); "
                 "descentlab.torch: the same kernels behind torch.optim's interface, on torch "
