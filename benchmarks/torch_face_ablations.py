@@ -27,19 +27,11 @@ import argparse
 
 import numpy as np
 import torch
-from torch_face_steps import turn_times  # the benchmark beside this file
+from torch_face_steps import TORCH_FUSED, make, turn_times  # the benchmark beside this file
 
 import descentlab.torch as dt
 from descentlab.torch import optimizers
 from descentlab.torch.torch_threads import DESCRIPTION
-
-TORCH_FUSED = {"SGD", "Adagrad", "Adam", "AdamW"}
-
-
-def _parameter(elements: int) -> torch.nn.Parameter:
-    p = torch.nn.Parameter(torch.randn(elements))
-    p.grad = torch.randn(elements)
-    return p
 
 
 def _versions_last(step, switched: bool):
@@ -63,8 +55,8 @@ def _versions_last(step, switched: bool):
 
 def compare(name: str, elements: int, repeats: int, switched: bool = True) -> str:
     best = {"fused": True} if name in TORCH_FUSED else {"foreach": True}
-    theirs = getattr(torch.optim, name)([_parameter(elements)], **best).step
-    optimizer = dt.OPTIMIZERS[name]([_parameter(elements)])
+    theirs = make(getattr(torch.optim, name), elements, **best).step
+    optimizer = make(dt.OPTIMIZERS[name], elements)
     without = _versions_last(optimizer.step, switched)
     with_choice = _versions_last(optimizer.step, False)
     backward = torch.ones(1 << 20)  # stands for the end of a backward pass
