@@ -48,4 +48,4 @@ def load() -> str | None:
     return None
 
 
-LOADED = load()
+load()  # at import: Numba picks its threading layer at its first parallel launch, later
