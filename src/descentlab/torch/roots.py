@@ -1,11 +1,11 @@
 """Whether this torch's float32 CPU square root is the one the fused kernels can reproduce.
 
 The rules' ``square_root`` emulates MKL's float32 root as torch 2.13's CPU build computes it on
-AVX-512 processors (``descentlab.optim.rules._torch_sqrt``). Another torch build, another MKL
-or another processor may compute it otherwise, so the face turns the emulation on only after
-checking, once per process, that it gives torch's result bit for bit on a probe of inputs where
-the two ways of rounding differ. Otherwise its float32 kernels keep the correctly rounded root
-(within one unit in the last place of torch's).
+Intel processors with AVX-512 and on AMD's (``descentlab.optim.rules._torch_sqrt``). Another
+torch build, another MKL or another processor may compute it otherwise, so the face turns the
+emulation on only after checking, once per process, that it gives torch's result bit for bit
+on a probe of inputs where the ways of rounding differ. Otherwise its float32 kernels keep the
+correctly rounded root (within one unit in the last place of torch's).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import torch
 from ..optim.rules import _torch_sqrt
 
 # one of every 64 floats in [1, 4) (the emulation's errors repeat in every such pair of
-# binades), 0, subnormals, the smallest and largest normal binades and infinity
+# binades), 0, subnormals, the smallest normal binade, the top of the largest (around the sse
+# kernel's limit, 0x7F7FF000) and infinity
 _PROBE_STRIDE = 64
 
 
@@ -27,7 +28,7 @@ def _probe() -> np.ndarray:
     edges = np.concatenate([np.arange(0, 1 << 16, dtype=np.uint32),  # 0 and subnormals
                             np.arange(0x00800000, 0x00810000, dtype=np.uint32),
                             np.arange(0x7F700000, 0x7F710000, dtype=np.uint32),
-                            np.array([0x7F800000], np.uint32)])
+                            np.arange(0x7F7F0000, 0x7F800001, dtype=np.uint32)])
     return np.concatenate([binades, edges]).view(np.float32)
 
 
