@@ -1,6 +1,6 @@
 """One optimizer step of descentlab.torch against torch.optim's fastest CPU implementation.
 
-    python benchmarks/torch_face_steps.py [--elements 33554432] [--repeats 21]
+    python benchmarks/torch_face_steps.py [--elements 33554432] [--repeats 21] [--same-tensors]
 
 (``--elements 1048576`` gives a mid-size parameter, whose step runs from the L3 cache.)
 
@@ -24,6 +24,14 @@ after the other, stepped 0.98-1.07x apart at 2^25 elements (the one made second 
 often than not). This script made torch.optim's first until 2026-12-06, which favoured
 descentlab.torch. The first line, "torch.optim against itself", measures what is left: the
 same mirrored pair of torch.optim's fused AdaGrad against itself.
+
+``--same-tensors`` takes where memory lands out altogether, for the single-parameter lines:
+torch.optim's optimizer and descentlab.torch's step the very same parameter, gradient and
+state tensors (after one step each, descentlab.torch's state tensors are replaced by
+torch.optim's), in turns whose order rotates. On this project's AMD host the mirrored
+comparison still moved by 0.76-1.03x from run to run for the same AdaGrad step; on the same
+tensors the ratio is the implementations' alone. The parameter then stays in the cache
+between steps when it fits there, so at 2^20 elements this measures cache-resident steps.
 """
 
 from __future__ import annotations
@@ -53,6 +61,39 @@ def make(cls, elements: int, device: str = "cpu", **kwargs):
 def step_of(cls, elements: int, **kwargs):
     """The step of :func:`make`'s optimizer."""
     return make(cls, elements, **kwargs).step
+
+
+def sharing(name: str, elements: int, best: str) -> list:
+    """The steps of torch.optim's ``name`` (with ``best`` on), descentlab.torch's as built and,
+    where ``best`` is fused, descentlab.torch's with ``fused=True``: all on one parameter and
+    gradient, and all on torch.optim's state tensors (each optimizer steps once first, to make
+    its state; then descentlab.torch's state tensors are replaced by torch.optim's)."""
+    theirs = make(getattr(torch.optim, name), elements, **{best: True})
+    params = theirs.param_groups[0]["params"]
+    ours = [dt.OPTIMIZERS[name](params)]
+    if best == "fused":
+        ours.append(dt.OPTIMIZERS[name](params, fused=True))
+    theirs.step()
+    (p,) = params
+    shared = {key: value for key, value in theirs.state[p].items()
+              if torch.is_tensor(value) and value.numel() == elements}
+    for optimizer in ours:
+        optimizer.step()
+        if set(shared) != {key for key, value in optimizer.state[p].items()
+                           if torch.is_tensor(value) and value.numel() == elements}:
+            raise RuntimeError(f"{name}: descentlab.torch keeps other state tensors than "
+                               f"torch.optim ({sorted(shared)})")
+        optimizer.state[p].update(shared)
+    return [theirs.step] + [optimizer.step for optimizer in ours]
+
+
+def same_tensors(name: str, elements: int, best: str, repeats: int, before=None
+                 ) -> tuple[list[float], list[float]]:
+    """As :func:`balanced`, for :func:`sharing`'s steps: median ms of each, and the median of
+    torch.optim's time over each of descentlab.torch's, turn by turn."""
+    times = turn_times(sharing(name, elements, best), repeats, before)
+    return ([float(np.median(t)) * 1e3 for t in times],
+            [float(np.median(times[0] / t)) for t in times[1:]])
 
 
 def paired(theirs, ours, repeats: int, before=None) -> tuple[float, float, float]:
@@ -128,14 +169,37 @@ def many_tensors(optimizer_class, count: int, size: int, **kwargs):
     return optimizer_class(params, **kwargs).step
 
 
+def _line(name: str, best: str, ms: list[float], ratios: list[float]) -> str:
+    """One optimizer's line: torch.optim's time, descentlab.torch's and their ratio, and with
+    ``fused=True`` where there is a third time."""
+    line = (f"{name:9s} torch.optim ({best:7s}) {ms[0]:8.2f} ms   descentlab.torch "
+            f"{ms[1]:7.2f} ms   ratio {ratios[0]:5.2f}x")
+    if len(ms) > 2:
+        line += f"   fused=True {ms[2]:7.2f} ms   ratio {ratios[1]:5.2f}x"
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=2**25)
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--same-tensors", action="store_true",
+                        help="time each optimizer pair on the very same tensors, one parameter "
+                             "only")
     args = parser.parse_args()
     print(f"float32, {args.elements} elements, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; descentlab.torch runs on {DESCRIPTION}")
     backward = torch.ones(1 << 20)  # stands for the end of a backward pass
+    if args.same_tensors:
+        print("torch.optim and descentlab.torch on the very same parameter, gradient and state "
+              "tensors; descentlab.torch as built and, where torch.optim has a fused kernel, "
+              "with fused=True")
+        for name in [n for n in dt.NAMES if hasattr(torch.optim, n)]:
+            best = "fused" if name in TORCH_FUSED else "foreach"
+            ms, ratios = same_tensors(name, args.elements, best, args.repeats,
+                                      before=lambda: backward.mul_(1.0))
+            print(_line(name, best, ms, ratios), flush=True)
+        return
     itself = partial(step_of, torch.optim.Adagrad, args.elements, fused=True)
     ms, (ratio,) = balanced([itself, itself], args.repeats, before=lambda: backward.mul_(1.0))
     print(f"torch.optim against itself (fused Adagrad, made as the pairs below are): "
@@ -150,11 +214,7 @@ def main() -> None:
         if best == "fused":
             makers.append(partial(step_of, dt.OPTIMIZERS[name], args.elements, fused=True))
         ms, ratios = balanced(makers, args.repeats, before=lambda: backward.mul_(1.0))
-        line = (f"{name:9s} torch.optim ({best:7s}) {ms[0]:8.2f} ms   descentlab.torch "
-                f"{ms[1]:7.2f} ms   ratio {ratios[0]:5.2f}x")
-        if best == "fused":
-            line += f"   fused=True {ms[2]:7.2f} ms   ratio {ratios[1]:5.2f}x"
-        print(line, flush=True)
+        print(_line(name, best, ms, ratios), flush=True)
 
     # whole training steps, where a step follows backward() as it does in practice
     torch.manual_seed(0)
