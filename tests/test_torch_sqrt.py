@@ -71,6 +71,21 @@ def test_the_emulation_is_compiled_in_on_this_machine():
                          "compiles for another one: roots are exact")
 
 
+@pytest.mark.parametrize("vendor, avx512, expected", [
+    ("GenuineIntel", True, "avx512"), ("GenuineIntel", False, None),
+    ("AuthenticAMD", True, "sse"), ("AuthenticAMD", False, "sse"),
+    (None, True, "avx512"), (None, False, None)])
+def test_the_kernel_is_chosen_by_the_processor(monkeypatch, vendor, avx512, expected):
+    """MKL's Intel kernel where the vendor is Intel's (or unknown, as before AMD's kernel was
+    known) and the processor has AVX-512; its generic kernel on any other vendor's."""
+    from descentlab.optim.rules import _torch_sqrt
+
+    features = {"sse": True, "avx": True, "avx512f": avx512}
+    monkeypatch.setattr(_torch_sqrt.llvm, "get_host_cpu_features", lambda: features)
+    monkeypatch.setattr(_torch_sqrt, "_vendor", lambda: vendor)
+    assert _torch_sqrt.algorithm.__wrapped__() == expected
+
+
 @pytest.mark.parametrize("name", RANGES)
 def test_equals_torchs_sqrt_on_every_float_of_the_range(name):
     x = floats(*RANGES[name])
