@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 import descentlab.torch as dt
+from descentlab.bench.steps import adopt_state
 from descentlab.torch.torch_threads import DESCRIPTION
 
 TORCH_FUSED = {"SGD", "Adagrad", "Adam", "AdamW"}
@@ -73,17 +74,7 @@ def sharing(name: str, elements: int, best: str) -> list:
     ours = [dt.OPTIMIZERS[name](params)]
     if best == "fused":
         ours.append(dt.OPTIMIZERS[name](params, fused=True))
-    theirs.step()
-    (p,) = params
-    shared = {key: value for key, value in theirs.state[p].items()
-              if torch.is_tensor(value) and value.numel() == elements}
-    for optimizer in ours:
-        optimizer.step()
-        if set(shared) != {key for key, value in optimizer.state[p].items()
-                           if torch.is_tensor(value) and value.numel() == elements}:
-            raise RuntimeError(f"{name}: descentlab.torch keeps other state tensors than "
-                               f"torch.optim ({sorted(shared)})")
-        optimizer.state[p].update(shared)
+    adopt_state(theirs, ours)
     return [theirs.step] + [optimizer.step for optimizer in ours]
 
 

@@ -149,6 +149,59 @@ def torch_face_step(config: Config, sizes: list[int], dtype: np.dtype) -> Step |
                                         **flags).step
 
 
+def adopt_state(source, optimizers: list) -> None:
+    """Make each of ``optimizers`` step ``source``'s state tensors: after one step of each
+    (so that every one has made its state), each state tensor shaped like its parameter is
+    replaced by ``source``'s under the same key. All of them must step the same parameters.
+
+    Why: where a step's memory lands moves its time by more than two implementations differ
+    (see :func:`mirrored`); on the very same tensors only the implementations differ.
+    Raises RuntimeError where an optimizer keeps other state tensors than ``source``.
+    """
+    source.step()
+    for optimizer in optimizers:
+        optimizer.step()
+    for group in source.param_groups:
+        for p in group["params"]:
+            theirs = _arrays(source.state[p], p)
+            for optimizer in optimizers:
+                if set(_arrays(optimizer.state[p], p)) != set(theirs):
+                    raise RuntimeError(f"{type(optimizer).__name__} keeps other state tensors "
+                                       f"than {type(source).__name__} ({sorted(theirs)})")
+                optimizer.state[p].update(theirs)
+
+
+def _arrays(state: dict, p) -> dict:
+    """The tensors of ``state`` shaped like parameter ``p``."""
+    import torch
+
+    return {key: value for key, value in state.items()
+            if torch.is_tensor(value) and value.shape == p.shape}
+
+
+def torch_and_face_steps(config: Config, sizes: list[int],
+                         dtype: np.dtype) -> tuple[Step, Step] | None:
+    """torch.optim's best CPU implementation of the algorithm and ``descentlab.torch``'s
+    optimizer (flagged as :func:`torch_face_step` flags it), stepping the very same
+    parameters, gradients and state tensors (:func:`adopt_state`); None where either is
+    missing."""
+    from ..torch import OPTIMIZERS as FACE
+
+    best = torch_best_flavour(config)
+    if best is None or config.algorithm not in FACE:
+        return None
+    import torch
+
+    flags = {"fused": {"fused": True}, "foreach": {"foreach": True}}[best]
+    theirs = getattr(torch.optim, config.algorithm)(_parameters(sizes, dtype), **config.kwargs,
+                                                     **flags)
+    face_flags = {"fused": True} if config.algorithm in TORCH_FUSED else {}
+    face = FACE[config.algorithm](theirs.param_groups[0]["params"], **config.kwargs,
+                                  **face_flags)
+    adopt_state(theirs, [face])
+    return theirs.step, face.step
+
+
 def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str) -> Step | None:
     """A function that steps one torch.optim implementation ("single", "foreach" or "fused")
     over new tensors of ``sizes``; None where torch.optim does not have it."""
