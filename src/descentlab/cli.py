@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "memory-bandwidth floor (a STREAM triad measured in the same run); the "
                     "many-small-arrays case against one array of the same total size; and, "
                     "when torch is installed, torch.optim's single-tensor, foreach and fused "
-                    "steps side by side.")
+                    "steps side by side, and descentlab.torch's step timed against torch.optim's "
+                    "best on the very same tensors.")
     bench.add_argument("optimizers", nargs="*", metavar="OPTIMIZER",
                        help="optimizers to measure (default: all); e.g. Adam RMSprop")
     bench.add_argument("--size", type=int, default=2**25,
