@@ -60,7 +60,9 @@ def test_bench_writes_a_consistent_record(tmp_path, capsys):
                 assert ratio == pytest.approx(torch_ms[flavour] / row["step_ms"])
         # descentlab.torch, the same kernels behind torch.optim's interface, timed in turns
         # with torch.optim's best on the same tensors (that pair's own torch time)
-        assert row["torch_face_ms"] > 0 and row["torch_best_over_face"] > 0
+        assert row["torch_face_ms"] > 0 and row["torch_paired_ms"] > 0
+        assert row["torch_best_over_face"] == pytest.approx(row["torch_paired_ms"]
+                                                            / row["torch_face_ms"])
         many = row["torch_many_over_one"]  # torch's best implementation on the same two cases
         assert many["flavour"] == ("foreach" if row["optimizer"] == "RMSprop" else "fused")
         assert many["ratio"] == pytest.approx(many["many_ms"] / many["one_ms"])

@@ -138,8 +138,10 @@ def _measure(config: Config, settings: BenchSettings, dtype: np.dtype,
         row["torch_over_descentlab"] = {
             f: (large[f].median_s / ours if large[f] else None) for f in flavours}
         row["torch_face_ms"] = face["face"].median_s * 1e3 if face else None
-        row["torch_best_over_face"] = (face["torch"].median_s / face["face"].median_s
-                                       if face and face.get("torch") else None)
+        paired = face.get("torch") if face else None  # torch.optim's best, on the same tensors
+        row["torch_paired_ms"] = paired.median_s * 1e3 if paired else None
+        row["torch_best_over_face"] = (paired.median_s / face["face"].median_s if paired
+                                       else None)
         if best is not None:
             many, one = split["torch many"].median_s, split["torch one"].median_s
             row["torch_many_over_one"] = {"flavour": best, "many_ms": many * 1e3,
