@@ -45,10 +45,9 @@ import numpy as np
 import torch
 
 import descentlab.torch as dt
+from descentlab.bench.configs import TORCH_FUSED
 from descentlab.bench.steps import adopt_state
 from descentlab.torch.torch_threads import DESCRIPTION
-
-TORCH_FUSED = {"SGD", "Adagrad", "Adam", "AdamW"}
 
 
 def make(cls, elements: int, device: str = "cpu", **kwargs):

@@ -136,7 +136,13 @@ def _parameters(sizes: list[int], dtype: np.dtype) -> list:
 
 def torch_face_step(config: Config, sizes: list[int], dtype: np.dtype) -> Step | None:
     """A function that steps ``descentlab.torch``'s optimizer (the torch.optim face of the same
-    kernels) over new tensors of ``sizes``; None where the face has no such class.
+    kernels) over new tensors of ``sizes``; None where the face has no such class."""
+    face = _face_optimizer(config, _parameters(sizes, dtype))
+    return None if face is None else face.step
+
+
+def _face_optimizer(config: Config, params: list):
+    """``descentlab.torch``'s optimizer of ``params`` (None where it has no such class).
 
     Where torch.optim has a fused kernel the face gets ``fused=True`` too, as a user of that
     kernel would write it: the flag makes the face round its float32 roots as that kernel
@@ -145,8 +151,7 @@ def torch_face_step(config: Config, sizes: list[int], dtype: np.dtype) -> Step |
 
     cls = FACE.get(config.algorithm)
     flags = {"fused": True} if config.algorithm in TORCH_FUSED else {}
-    return None if cls is None else cls(_parameters(sizes, dtype), **config.kwargs,
-                                        **flags).step
+    return None if cls is None else cls(params, **config.kwargs, **flags)
 
 
 def adopt_state(source, optimizers: list) -> None:
@@ -185,19 +190,11 @@ def torch_and_face_steps(config: Config, sizes: list[int],
     optimizer (flagged as :func:`torch_face_step` flags it), stepping the very same
     parameters, gradients and state tensors (:func:`adopt_state`); None where either is
     missing."""
-    from ..torch import OPTIMIZERS as FACE
-
     best = torch_best_flavour(config)
-    if best is None or config.algorithm not in FACE:
+    theirs = _torch_optimizer(config, _parameters(sizes, dtype), best) if best else None
+    face = _face_optimizer(config, theirs.param_groups[0]["params"]) if theirs else None
+    if face is None:
         return None
-    import torch
-
-    flags = {"fused": {"fused": True}, "foreach": {"foreach": True}}[best]
-    theirs = getattr(torch.optim, config.algorithm)(_parameters(sizes, dtype), **config.kwargs,
-                                                     **flags)
-    face_flags = {"fused": True} if config.algorithm in TORCH_FUSED else {}
-    face = FACE[config.algorithm](theirs.param_groups[0]["params"], **config.kwargs,
-                                  **face_flags)
     adopt_state(theirs, [face])
     return theirs.step, face.step
 
@@ -205,6 +202,13 @@ def torch_and_face_steps(config: Config, sizes: list[int],
 def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str) -> Step | None:
     """A function that steps one torch.optim implementation ("single", "foreach" or "fused")
     over new tensors of ``sizes``; None where torch.optim does not have it."""
+    optimizer = _torch_optimizer(config, _parameters(sizes, dtype), flavour)
+    return None if optimizer is None else optimizer.step
+
+
+def _torch_optimizer(config: Config, params: list, flavour: str):
+    """torch.optim's optimizer of ``params`` in one implementation ("single", "foreach" or
+    "fused"); None where torch.optim does not have it."""
     import torch
 
     cls = getattr(torch.optim, config.algorithm, None)
@@ -212,4 +216,4 @@ def torch_step(config: Config, sizes: list[int], dtype: np.dtype, flavour: str) 
         return None
     flags = {"single": {"foreach": False}, "foreach": {"foreach": True},
              "fused": {"fused": True}}[flavour]
-    return cls(_parameters(sizes, dtype), **config.kwargs, **flags).step
+    return cls(params, **config.kwargs, **flags)
