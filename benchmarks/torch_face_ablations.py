@@ -27,9 +27,10 @@ import argparse
 
 import numpy as np
 import torch
-from torch_face_steps import TORCH_FUSED, make, turn_times  # the benchmark beside this file
+from torch_face_steps import make, turn_times  # the benchmark beside this file
 
 import descentlab.torch as dt
+from descentlab.bench.configs import TORCH_FUSED
 from descentlab.torch import optimizers
 from descentlab.torch.torch_threads import DESCRIPTION
 

@@ -46,8 +46,10 @@ import torch
 
 import descentlab.torch as dt
 from descentlab.bench.configs import TORCH_FUSED
-from descentlab.bench.steps import adopt_state
+from descentlab.bench.steps import Timing, adopt_state, mirrored
 from descentlab.torch.torch_threads import DESCRIPTION
+
+WARMUP = 3  # untimed calls of each step before its turns
 
 
 def make(cls, elements: int, device: str = "cpu", **kwargs):
@@ -99,22 +101,26 @@ def balanced(makers, repeats: int, before=None) -> tuple[list[float], list[float
 
     Each maker makes two steps (two optimizers), in the order 1, 2, ..., n, n, ..., 2, 1, so
     that none has its memory always allocated first; a turn's time for a maker is the mean of
-    its two steps' times in that turn."""
-    runs = [make_step() for make_step in makers]
-    runs += [make_step() for make_step in reversed(makers)]
-    times = turn_times(runs, repeats, before)
-    n = len(makers)
-    mean = [(times[i] + times[2 * n - 1 - i]) / 2 for i in range(n)]
+    its two steps' times in that turn (``descentlab.bench.steps.mirrored``, timed by
+    :func:`turn_times`)."""
+
+    def timer(steps: dict, repeats: int, warmup: int) -> dict:
+        times = turn_times(list(steps.values()), repeats, before)
+        return {key: Timing(float(np.median(t)), t.tolist())
+                for key, t in zip(steps, times, strict=True)}
+
+    timings = mirrored(dict(enumerate(makers)), repeats, WARMUP, timer)
+    mean = [np.array(timings[i].times_s) for i in range(len(makers))]
     return ([float(np.median(t)) * 1e3 for t in mean],
             [float(np.median(mean[0] / t)) for t in mean[1:]])
 
 
 def turn_times(runs, repeats: int, before=None) -> list[np.ndarray]:
-    """Seconds of each of ``runs`` at each turn (after three untimed calls of each): every
-    turn runs each once, in an order that rotates and reverses from turn to turn, each call
-    after ``before()``."""
+    """Seconds of each of ``runs`` at each turn (after ``WARMUP`` untimed calls of each):
+    every turn runs each once, in an order that rotates and reverses from turn to turn, each
+    call after ``before()``."""
     for run in runs:
-        for _ in range(3):
+        for _ in range(WARMUP):
             run()
     times: list[list[float]] = [[] for _ in runs]
     order = list(range(len(runs)))

@@ -14,6 +14,8 @@ import pytest
 from descentlab.native import tbb_runtime
 
 WHEEL_EXPECTED = platform.machine() in ("x86_64", "AMD64") and sys.platform == "linux"
+NO_WHEEL = ("not x86-64 Linux: the tbb wheel is a dependency only there, so elsewhere Numba "
+            "may run on another threading layer and there is no library to load")
 
 
 def _has_wheel() -> bool:
@@ -24,7 +26,7 @@ def _has_wheel() -> bool:
     return True
 
 
-@pytest.mark.skipif(not WHEEL_EXPECTED, reason="the tbb wheel is a dependency on x86-64 Linux")
+@pytest.mark.skipif(not WHEEL_EXPECTED, reason=NO_WHEEL)
 def test_a_step_runs_on_tbb_in_a_fresh_process():
     """In a new process (Numba picks its layer at its first parallel launch), an optimizer's
     parallel kernel runs on TBB, found where pip put the library."""
@@ -42,7 +44,7 @@ def test_a_step_runs_on_tbb_in_a_fresh_process():
     assert out.stdout.strip().splitlines()[-1] == "tbb"
 
 
-@pytest.mark.skipif(not WHEEL_EXPECTED, reason="the tbb wheel is a dependency on x86-64 Linux")
+@pytest.mark.skipif(not WHEEL_EXPECTED, reason=NO_WHEEL)
 def test_load_finds_the_library_by_name_afterwards():
     """After ``load`` the library loads by the name Numba uses, whatever the loader's path."""
     import ctypes

@@ -52,11 +52,14 @@ def interleaved(steps: dict[Hashable, Step | None], repeats: int,
             for name in steps}
 
 
-def mirrored(makers: dict[str, Callable[[], Step | None]], repeats: int,
-             warmup: int) -> dict[str, Timing | None]:
-    """:func:`interleaved`'s timings of the steps ``makers`` make, each made twice: in the
-    order of ``makers``, then in the reverse order. A name's time in a turn is the mean of its
-    two steps' times in that turn.
+def mirrored(makers: dict[Hashable, Callable[[], Step | None]], repeats: int, warmup: int,
+             timer: Callable[..., dict[Hashable, Timing | None]] | None = None
+             ) -> dict[Hashable, Timing | None]:
+    """The timings of the steps ``makers`` make, each made twice: in the order of ``makers``,
+    then in the reverse order. A name's time in a turn is the mean of its two steps' times in
+    that turn. ``timer(steps, repeats, warmup)`` times the steps in turns (default
+    :func:`interleaved`; ``benchmarks/torch_face_steps.py`` passes its own, whose turns follow
+    a torch operation).
 
     Why: on a virtual machine, where a step's memory lands matters. Two torch.optim
     optimizers made alike, one right after the other, stepped 0.98-1.07x apart at 2^25
@@ -67,8 +70,8 @@ def mirrored(makers: dict[str, Callable[[], Step | None]], repeats: int,
     names = list(makers)
     steps = {(name, 0): makers[name]() for name in names}
     steps |= {(name, 1): makers[name]() for name in reversed(names)}
-    timings = interleaved(steps, repeats, warmup)
-    merged: dict[str, Timing | None] = {}
+    timings = (timer or interleaved)(steps, repeats, warmup)
+    merged: dict[Hashable, Timing | None] = {}
     for name in names:
         first, second = timings[(name, 0)], timings[(name, 1)]
         if first is None or second is None:
