@@ -210,6 +210,64 @@ def test_replaced_arrays_are_noticed():
     assert q[0] != 1.0 and p[0] == 0.0  # p got the two steps before it was replaced
 
 
+def test_run_again_given_addresses_steps_as_run_given_the_gradients():
+    """``Fused.run_again`` with the gradients' data addresses as ints (descentlab.torch's
+    planned step) steps every part as ``run`` does with the gradient arrays, bit for bit: here
+    a batch of two dtypes, so that neither part holds the whole batch, and one array cut into
+    several blocks."""
+    rng = np.random.default_rng(7)
+    opt = optim.RMSprop([np.ones(2)])
+    rule = opt.rule
+    h = rule.coefficients(opt.param_groups[0], {"step": 0})
+    dtypes = (np.float32, np.float64, np.float32)
+    start = [rng.standard_normal(n).astype(d) for n, d in zip((300, 3 * fused.BLOCK + 5, 7),
+                                                               dtypes, strict=True)]
+    grads = [[rng.standard_normal(p.shape).astype(p.dtype) for p in start] for _ in range(3)]
+    results = []
+    for again in (False, True):
+        executor = fused.Fused()
+        params = [p.copy() for p in start]
+        columns = [[np.zeros_like(p) for p in params] if name in rule.active_arrays(
+            opt.param_groups[0]) else None for name in rule.arrays]
+        executor.run(rule, h, "batch", params, grads[0], columns)
+        assert len(executor._plans["batch"].parts) == 2
+        for step in grads[1:]:
+            if again:
+                executor.run_again(rule, h, "batch", [g.ctypes.data for g in step])
+            else:
+                executor.run(rule, h, "batch", params, step, columns)
+        results.append(params + columns[0])
+    for ran, ran_again, first in zip(*results, start + start, strict=True):
+        np.testing.assert_array_equal(ran_again, ran)
+        assert not np.array_equal(ran, first)
+
+
+@pytest.mark.parametrize("copy_of", ["deepcopy", "pickle"])
+def test_a_copied_optimizer_steps_its_own_arrays_as_the_original_steps_its(copy_of):
+    """A deep copy or an unpickled copy of an optimizer that has stepped (its executor's plans
+    and their pointer tables copied with it) steps its own arrays, exactly as the original
+    steps its, and never writes into the original's."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(n).astype(d) for n, d in ((50, np.float32), (30, np.float64))]
+    grads = _grads(rng, params)
+    opt = optim.Adam(params, lr=0.1)
+    opt.step(grads[0])
+    twin = copy.deepcopy(opt) if copy_of == "deepcopy" else pickle.loads(pickle.dumps(opt))
+    before = [p.copy() for p in params]
+    for step in grads[1:]:
+        twin.step(step)
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p, b)
+    for step in grads[1:]:
+        opt.step(step)
+    for mine, theirs, b in zip(params, twin.param_groups[0]["params"], before, strict=True):
+        np.testing.assert_array_equal(theirs, mine)
+        assert not np.array_equal(mine, b)
+
+
 def test_load_state_dict_then_step_uses_the_loaded_arrays():
     p = np.ones(4, np.float32)
     opt = optim.Adam([p])

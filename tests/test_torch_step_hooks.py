@@ -54,6 +54,38 @@ def test_the_hooks_run_once_a_step_in_torch_optims_order(name):
     assert [entry[0] for entry in logs[1]] == ["global pre", "pre", "post", "global post"] * 2
 
 
+REGISTER = {
+    "global pre": lambda optimizer, hook: torch_optimizer.register_optimizer_step_pre_hook(hook),
+    "pre": lambda optimizer, hook: optimizer.register_step_pre_hook(hook),
+    "post": lambda optimizer, hook: optimizer.register_step_post_hook(hook),
+    "global post": lambda optimizer, hook: torch_optimizer.register_optimizer_step_post_hook(
+        hook),
+}
+
+
+@pytest.mark.parametrize("kind", list(REGISTER))
+def test_a_hook_of_any_one_kind_registered_between_steps_runs_from_the_next(kind):
+    """Without any hook the wrapper goes straight to the step; a single hook of each kind,
+    registered after such steps, runs at every step until it is removed, as with torch.optim,
+    and the profiler's entry point ``_optimizer_step_code`` runs once a step either way."""
+    counts = []
+    for optimizer in (make(torch.optim.Adam), make(dt.Adam)):
+        entries: list = []
+        optimizer._optimizer_step_code = lambda log=entries: log.append("entry")
+        optimizer.step()
+        handle = REGISTER[kind](optimizer, lambda o, args, kwargs, log=entries: log.append(kind))
+        try:
+            optimizer.step()
+            optimizer.step()
+        finally:
+            handle.remove()
+        optimizer.step()
+        counts.append(entries)
+    assert counts[1] == counts[0]
+    hooked = [kind, "entry"] if "pre" in kind else ["entry", kind]
+    assert counts[1] == ["entry", *hooked, *hooked, "entry"]
+
+
 def test_subclasses_and_copies_run_the_hooks_as_torch_optims_do():
     """A subclass runs them once; one whose own step calls its base's runs them twice (each
     class's step is wrapped), with torch.optim as here."""

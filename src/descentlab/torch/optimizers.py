@@ -179,13 +179,14 @@ class TorchOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         work: list[tuple] = []
+        plans = self._plans if self.executor != "torch" else {}  # it may have been switched
         for number, group in enumerate(self.param_groups):
-            plan = self._plans.get(number) if self.executor != "torch" else None
+            plan = plans.get(number)
             if plan is None:
                 self._check_group(group)
             else:
-                plan.check(group, self._check_group)
-                found = plan.ready(group, self.state, tuple(self.rule.active_arrays(group)))
+                plan.check(group, self._check_group, self.rule.active_arrays)
+                found = plan.ready(group, self.state)
                 if found is not None:
                     work.append((number, group, plan, found))
                     continue
@@ -249,9 +250,9 @@ class TorchOptimizer(torch.optim.Optimizer):
             self._plans[number] = StepPlan(group, self.state, active, tuple(self.rule.scalars))
 
     def _step_planned(self, number: int, group: dict[str, Any], plan: StepPlan,
-                      grads: list[torch.Tensor], scalars: dict[str, float]) -> None:
+                      addresses: list[int], scalars: dict[str, float]) -> None:
         """The step of a group whose plan ``ready`` confirmed: the same coefficients as
-        ``_step_group`` computes, one kernel call on the gradients' addresses.
+        ``_step_group`` computes, one kernel call on the gradients' data ``addresses``.
 
         While the hyperparameters are those of the step before, a rule without scalar state
         (SGD) or a steady one (``Rule.steady``: RMSprop, Adadelta, ...) has the same
@@ -270,7 +271,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         # reads the counters in between, and after a kernel that streamed the caches the same
         # call took 5-7 µs longer (2^20 elements)
         increment_version(plan.tensors)
-        self._fused.run_again(self.rule, h, (number, 0), plan.addresses(grads))
+        self._fused.run_again(self.rule, h, (number, 0), addresses)
 
     def _coefficients(self, group: dict[str, Any], scalars: dict[str, Any], kept: torch.dtype,
                       present: Iterable[str], dtype: torch.dtype,

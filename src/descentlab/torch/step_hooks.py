@@ -12,7 +12,11 @@ takes 0.30 ms; measured with a throw-away script, 2026-11-23).
 :func:`hooked` does the same in the same order, and opens the range only while a profiler is
 enabled (``torch.autograd._profiler_enabled()``, 0.04 µs): torch.profiler, the autograd
 profiler and emit_itt/emit_nvtx all enable it, so their traces still show the step. (Observers
-registered from C++ with ``at::addGlobalCallback`` alone no longer see the range.)
+registered from C++ with ``at::addGlobalCallback`` alone no longer see the range.) Where no
+hook is registered at all (the usual case) it calls the step and the entry point without the
+loops over the four empty hook collections: on a host whose caches the step's kernel had
+streamed, every Python call before and after it counts (BENCHMARKS.md, "Python around a step
+from the cache").
 """
 
 from __future__ import annotations
@@ -33,11 +37,19 @@ def hooked(step: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(step)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        self = args[0]
         if torch.autograd._profiler_enabled():
-            self = args[0]
             with record_function(f"Optimizer.step#{type(self).__name__}.step"):
                 return _with_hooks(step, args, kwargs)
-        return _with_hooks(step, args, kwargs)
+        # no hook registered anywhere: the step and the profiler's entry point alone (the test
+        # written out here, not in a function: each call counts, see the module's doc)
+        if (_torch_optimizer._global_optimizer_pre_hooks or self._optimizer_step_pre_hooks
+                or self._optimizer_step_post_hooks
+                or _torch_optimizer._global_optimizer_post_hooks):
+            return _with_hooks(step, args, kwargs)
+        out = step(*args, **kwargs)
+        self._optimizer_step_code()
+        return out
 
     wrapper.hooked = True  # type: ignore[attr-defined]
     return wrapper

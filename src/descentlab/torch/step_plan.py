@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
 import torch
 
 
@@ -55,6 +54,7 @@ class StepPlan:
         self.members = list(itertools.compress(self.params, self.present))
         self.everyone = all(self.present)
         self.active = active
+        self.same_arrays = True  # the group asks for ``active`` (see ``check``)
         # .get: plain SGD keeps no state, and ``state`` is a defaultdict
         self.states = [state.get(p) for p in self.members]
         self.names = (*active, *scalars)
@@ -71,8 +71,11 @@ class StepPlan:
         self.scalar_views = {name: [s[name].detach().numpy() for s in self.states]
                              for name in scalars}
 
-    def check(self, group: dict[str, Any], check: Callable[[dict[str, Any]], None]) -> None:
-        """``check(group)``, unless the group's hyperparameters equal those last checked.
+    def check(self, group: dict[str, Any], check: Callable[[dict[str, Any]], None],
+              active: Callable[[dict[str, Any]], Iterable[str]]) -> None:
+        """``check(group)``, unless the group's hyperparameters equal those last checked; and
+        whether they still ask for the state arrays the plan has (``active(group)``, the rule's
+        ``active_arrays``), since ``ready`` must refuse otherwise.
 
         The check costs 3-11 µs a step, more than the rest of a step's confirmation. Only
         plain values are compared: a tensor (an lr tensor, say) can change in place, so a
@@ -85,6 +88,7 @@ class StepPlan:
             self.coefficients = None
             check(group)
             self.hyperparameters = values
+            self.same_arrays = tuple(active(group)) == self.active
         self._objects = (tuple(group), tuple(group.values()))
 
     def _same_objects(self, group: dict[str, Any]) -> bool:
@@ -96,15 +100,16 @@ class StepPlan:
         return (len(group) == len(keys) and all(map(operator.is_, group, keys))
                 and all(map(operator.is_, group.values(), values)))
 
-    def ready(self, group: dict[str, Any], state: Any,
-              active: tuple[str, ...]) -> tuple[list[torch.Tensor], dict[str, float]] | None:
-        """The gradients and the shared scalar state for this step, or None when the step must
-        take the full path (anything differs from what the plan found)."""
+    def ready(self, group: dict[str, Any],
+              state: Any) -> tuple[list[int], dict[str, float]] | None:
+        """The gradients' data addresses and the shared scalar state for this step, or None
+        when the step must take the full path (anything differs from what the plan found, or
+        the last ``check`` found that the group now asks for other state arrays)."""
         params = group["params"]
         if len(params) != len(self.params) or not all(map(operator.is_, params, self.params)):
             return None
         grads = [p.grad for p in params]
-        if [g is not None for g in grads] != self.present or active != self.active:
+        if [g is not None for g in grads] != self.present or not self.same_arrays:
             return None
         if not self.everyone:
             grads = list(itertools.compress(grads, self.present))
@@ -127,7 +132,7 @@ class StepPlan:
             if values.count(values[0]) != len(values):
                 return None
             scalars[name] = values[0]
-        return grads, scalars
+        return [g.data_ptr() for g in grads], scalars
 
     def write_scalars(self, values: dict[str, float]) -> None:
         """Store this step's scalar state (rounded to the dtype it is kept in, as
@@ -141,11 +146,6 @@ class StepPlan:
             value = values[name]
             for view in views:
                 view[()] = value
-
-    @staticmethod
-    def addresses(grads: list[torch.Tensor]) -> np.ndarray:
-        """The gradients' data addresses, for the fused executor."""
-        return np.array([g.data_ptr() for g in grads], np.int64)
 
 
 _PLAIN = (float, int, bool, str, type(None))

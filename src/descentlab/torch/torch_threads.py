@@ -93,7 +93,7 @@ class _TorchTeam:
         kept = StepArguments.kept("torch team", rule, part, blocks, h, _team_member)
         threads = min(torch.get_num_threads(), len(blocks))
         # ctypes lets go of the GIL for the call; every array it reads is alive until it returns
-        self._parallel(kept.member.function.address, kept.address, threads, 0)
+        self._parallel(kept.function, kept.address, threads, 0)
 
 
 def _team_member(share: Callable):

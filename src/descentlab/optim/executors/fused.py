@@ -23,6 +23,7 @@ dtype.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -52,10 +53,35 @@ class Part:
     # what a launch prepared for this part and keeps from call to call (its arguments)
     scratch: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def point_at_gradients(self, addresses: np.ndarray) -> None:
+    def __post_init__(self) -> None:
+        # the gradient column as a (strided) memoryview, and the members' positions as ints:
+        # for :meth:`point_at_gradients` from a list
+        self._column = memoryview(self.pointers[:, 1])
+        self._positions = self.members.tolist()
+
+    def __getstate__(self) -> dict:
+        """A copied or pickled optimizer copies its plans: without the memoryview, which
+        cannot be pickled (it is made again from the copied pointer table)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_column"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._column = memoryview(self.pointers[:, 1])
+
+    def point_at_gradients(self, addresses: np.ndarray | list[int]) -> None:
         """Fill the gradient column from ``addresses``, the data addresses of the whole
-        batch's gradients (int64, in the batch's order)."""
-        self.pointers[:, 1] = addresses if self.everyone else addresses[self.members]
+        batch's gradients, in the batch's order: an int64 array (``Fused.run``) or a list of
+        ints (``Fused.run_again``).
+
+        A list goes in through the column's memoryview: NumPy's array conversion and
+        indexing took ~15 µs more of a descentlab.torch step that followed a 2^20-element
+        kernel (on the caches it had streamed), where the step is ~250 µs."""
+        if isinstance(addresses, np.ndarray):
+            self.pointers[:, 1] = addresses if self.everyone else addresses[self.members]
+            return
+        if not self.everyone:
+            addresses = [addresses[i] for i in self._positions]
+        self._column[:] = array(self._column.format, addresses)
 
 
 @dataclass
@@ -128,9 +154,9 @@ class Fused:
         return plan is not None and not plan.slow
 
     def run_again(self, rule: Rule, h: NamedTuple, key: Hashable,
-                  addresses: np.ndarray) -> None:
+                  addresses: list[int]) -> None:
         """Step the same arrays as the last ``run`` under ``key``, with new gradients given by
-        their data addresses (int64, in the batch's order).
+        their data addresses (ints, in the batch's order).
 
         The caller vouches for what ``run`` would have checked: the parameters and state are
         still those arrays, their memory has not moved, and each gradient is a C-contiguous

@@ -61,7 +61,7 @@ def helper_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> 
     Numba's pool."""
     if len(blocks) > 1 and may_split():
         kept = StepArguments.kept("helper", rule, part, blocks, h, _helper_job)
-        if in_halves(HELPER.board, kept.member.function.address, kept.address, len(blocks)):
+        if in_halves(HELPER.board, kept.function, kept.address, len(blocks)):
             return
     numba_launch(rule, part, blocks, h)
 

@@ -100,10 +100,11 @@ class StepArguments:
     coefficients are written again before a call, and not even they when the call brings the
     very coefficients object of the call before (descentlab.torch keeps a steady rule's)."""
 
-    __slots__ = ("member", "blocks", "coefficients", "arguments", "address", "h")
+    __slots__ = ("member", "function", "blocks", "coefficients", "arguments", "address", "h")
 
     def __init__(self, member: Member, part, blocks: np.ndarray) -> None:
         self.member = member  # what they were made for (compared by identity)
+        self.function = member.function.address  # the cfunc's entry (a property of Numba's)
         self.blocks = blocks
         self.coefficients = np.zeros(1, member.record)  # one record of ``member.record``
         self.arguments = np.array([part.pointers.ctypes.data, len(part.pointers),
