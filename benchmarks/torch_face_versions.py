@@ -8,9 +8,9 @@
 folder of the system's temporary directory named for ``DIR`` and imported beside this tree's
 (the package's imports are relative, so the copy runs its own code throughout): both versions
 step in one process. The copy is made again only when ``DIR`` changed, so Numba's cache keeps
-its kernels from run to run. Take the figures of a second run: on this project's AMD host the
-kernels a process compiled itself ran 1.2-2.4x slower than the same kernels loaded from the
-cache by a later process (BENCHMARKS.md, "Kernels slow for a whole process").
+its kernels from run to run. With a baseline older than ``native/inlined_calls.py``, take the
+figures of a second run: its kernels that take a root ran 1.2-2.4x slower in the process that
+compiled them (BENCHMARKS.md, "Kernels slow for a whole process").
 
 torch.optim's foreach step, the baseline's and this tree's descentlab.torch step the very same
 float32 parameters, gradients and state tensors (``adopt_state``), each after a torch operation

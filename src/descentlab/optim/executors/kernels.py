@@ -33,7 +33,9 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, register_jitable
 
+from ...native import inlined_calls
 from ...native.addresses import array_at
+from ...native.inlined_calls import call_inlined
 from ...native.variant_names import variant_named
 from ..rules import Rule, _torch_sqrt
 from ..rules._base import ELEMENTWISE
@@ -44,10 +46,12 @@ COLUMNS = 2 + MAX_ARRAYS
 for _function in ELEMENTWISE:
     register_jitable(_function)
 
-# the compiled form of every element function (bytecode, constants, names) and of the square
-# root's emulation: an edited rule changes it, and with it every kernel's cache key
+# the compiled form of every element function (bytecode, constants, names), of the square
+# root's emulation and of the inlined call: an edited rule changes it, and with it every
+# kernel's cache key
 _FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMENTWISE)
-                              + _torch_sqrt.fingerprint()).hexdigest()
+                              + _torch_sqrt.fingerprint()
+                              + inlined_calls.fingerprint()).hexdigest()
 
 # (rule, active arrays, constant flags' mask and values) -> (kernel, blocks function)
 _KERNELS: dict[tuple[str, tuple[bool, ...], int, int], tuple[Callable, Callable]] = {}
@@ -157,19 +161,21 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], mask: int,
     # each function below is one variant of a factory's, named for it (native.variant_names):
     # step_block by the element functions' code too, which its closure records by name only
     variant_named(step_block, fingerprint, marshal.dumps(update.__code__))
-    register_jitable(step_block)  # not inlined by Numba: LLVM inlines it, and vectorises
+    # not inlined by Numba: LLVM vectorises it in its own pass, and its callers inline it through
+    # call_inlined (native.inlined_calls says why a plain call is not enough)
+    register_jitable(step_block)
 
     def step_blocks(pointers, blocks, first, last, h, like):
         fingerprint  # noqa: B018 - referenced so that it is part of the cache key
         for b in range(first, last):
-            step_block(pointers, blocks, b, h, like)
+            call_inlined(step_block, (pointers, blocks, b, h, like))
 
     register_jitable(variant_named(step_blocks))
 
     def kernel(pointers, blocks, h, like):
         fingerprint  # noqa: B018
         for b in numba.prange(blocks.shape[0]):
-            step_block(pointers, blocks, b, h, like)
+            call_inlined(step_block, (pointers, blocks, b, h, like))
 
     return numba.njit(parallel=True, cache=True, nogil=True)(variant_named(kernel)), step_blocks
 
