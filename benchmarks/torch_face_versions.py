@@ -8,16 +8,17 @@
 folder of the system's temporary directory named for ``DIR`` and imported beside this tree's
 (the package's imports are relative, so the copy runs its own code throughout): both versions
 step in one process. The copy is made again only when ``DIR`` changed, so Numba's cache keeps
-its kernels from run to run. With a baseline older than ``native/inlined_calls.py``, take the
-figures of a second run: its kernels that take a root ran 1.2-2.4x slower in the process that
-compiled them (BENCHMARKS.md, "Kernels slow for a whole process").
+its kernels from run to run. Take the figures of a second run. The first compiles the copy's
+kernels: an A/A first run at 4096 elements gave 0.839, the next ones 0.997-1.003. A baseline
+older than ``native/inlined_calls.py`` is worse: its kernels that take a root ran 1.2-2.4x
+slower in the process that compiled them (BENCHMARKS.md, "Kernels slow for a whole process").
 
 torch.optim's foreach step, the baseline's and this tree's descentlab.torch step the very same
 float32 parameters, gradients and state tensors (``adopt_state``), each after a torch operation
 on other memory, as a step follows ``loss.backward()``. The order of the three is drawn anew at
-every turn: a fixed order that rotates and reverses still favoured some positions by up to 30 %
-of a small step on this project's AMD host (two copies of one optimizer, 22 against 35 µs),
-where random orders gave the copies equal times. Medians over the turns; the last column is
+every turn: with a fixed order that rotates and reverses, a copy of one optimizer took 35 µs in
+one position against 22 µs in the others on this project's AMD host (4096 elements), where
+random orders gave the copies equal times. Medians over the turns; the last column is
 this tree's time over the baseline's (below 1: this tree is faster). Run it with ``--baseline``
 pointing at this very tree for the A/A line that shows what is left of the noise.
 """
@@ -35,11 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch_face_steps import WARMUP  # the benchmark beside this file
 
 import descentlab.torch as this_tree
 from descentlab.bench.steps import adopt_state
-
-WARMUP = 3  # untimed steps of each before the turns
 
 
 def load_baseline(src: Path):
