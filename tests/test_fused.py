@@ -7,6 +7,8 @@ arrays and the number of threads, without allocating memory in proportion to the
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import multiprocessing
 import tracemalloc
 
@@ -91,30 +93,99 @@ def test_groups_whose_constant_flags_differ_get_their_own_kernels():
         assert max_relative_difference(a, b) <= 1e-12
 
 
-def test_constant_flags_replace_the_value_they_are_given():
-    """``with_constant_flags`` sets the fields its mask names to its constant values, whatever
-    the record held, and leaves the other fields alone."""
+def test_constants_replace_the_value_they_are_given():
+    """``with_constants`` sets each field its codes name to the constant of its code (two bits
+    a field: 1 False or 0.0, 2 True or 1.0, 3 -0.0), whatever the record held, and leaves the
+    other fields alone."""
     from collections import namedtuple
 
     Record = namedtuple("Record", "x flag y other")
 
     @numba.njit
     def fixed(h):
-        return (kernels.with_constant_flags(h, 0b0010, 0b0000),
-                kernels.with_constant_flags(h, 0b1010, 0b1010),
-                kernels.with_constant_flags(h, 0, 0))
+        return (kernels.with_constants(h, 1 << 2),  # flag False
+                kernels.with_constants(h, 2 << 2 | 2 << 6),  # flag and other True
+                kernels.with_constants(h, 2 | 3 << 4),  # x 1.0, y -0.0
+                kernels.with_constants(h, 1 << 4),  # y 0.0
+                kernels.with_constants(h, 0))
 
     record = Record(1.5, True, 2.5, False)
-    assert fixed(record) == (Record(1.5, False, 2.5, False), Record(1.5, True, 2.5, True),
-                             record)
+    found = fixed(record)
+    assert found == (Record(1.5, False, 2.5, False), Record(1.5, True, 2.5, True),
+                     Record(1.0, True, 0.0, False), Record(1.5, True, 0.0, False), record)
+    assert math.copysign(1.0, found[2].y) == -1.0  # -0.0, not 0.0
+    assert math.copysign(1.0, found[3].y) == 1.0
 
 
 def test_a_constant_flag_must_be_a_bool():
     rule = optim.Adam([np.ones(2)]).rule
     h = rule.coefficients(optim.Adam([np.ones(2)]).param_groups[0], {"step": 0})
-    assert kernels.constant_flags(rule, h)[0] != 0
+    assert kernels.constants(rule, h) != 0
     with pytest.raises(TypeError, match="constant flag divide_first=1 is not a bool"):
-        kernels.constant_flags(rule, h._replace(divide_first=1))
+        kernels.constants(rule, h._replace(divide_first=1))
+
+
+def _code(h, codes: int, name: str) -> int:
+    """The two-bit code ``codes`` holds for ``h``'s field ``name``."""
+    return codes >> 2 * h._fields.index(name) & 3
+
+
+def test_neutral_fields_are_constants_only_at_their_exact_value():
+    """RMSprop's defaults hold every neutral value (no decay, no ε in the root, lr outside the
+    buffer, no momentum): each is compiled as its constant; a field that moves off it, or
+    holds 0.0 where -0.0 is neutral, is read at run time again."""
+    opt = optim.RMSprop([np.ones(2)])
+    rule, group = opt.rule, opt.param_groups[0]
+    h = rule.coefficients(group, {"step": 0})
+    codes = kernels.constants(rule, h)
+    assert {name: _code(h, codes, name) for name in rule.neutral} == {
+        "decay": 2, "weight_decay": 1, "eps_root": 3, "grad_scale": 2, "momentum": 1}
+    assert _code(h, codes, "centered") == 1 and _code(h, codes, "maximize") == 1
+    assert _code(h, codes, "alpha") == 0  # not declared: always read at run time
+    moved = kernels.constants(rule, h._replace(decay=0.999, eps_root=0.0, momentum=0.9))
+    assert [_code(h, moved, name) for name in ("decay", "eps_root", "momentum")] == [0, 0, 0]
+    assert _code(h, moved, "grad_scale") == 2
+
+
+def test_every_rule_compiles_its_defaults_as_constants():
+    """Each rule's neutral declarations name fields of its coefficients, and its default group
+    without weight decay (AdamW's default has some) holds the values: a misspelt name or a
+    default moved off its neutral value fails here (the kernel would quietly read the field at
+    run time)."""
+    for name, cls in optim.OPTIMIZERS.items():
+        opt = cls([np.ones(2)], weight_decay=0.0)
+        rule = opt.rule
+        h = rule.coefficients(opt.param_groups[0], {k: v for k, v in rule.scalars.items()})
+        codes = kernels.constants(rule, h)
+        for field in rule.neutral:
+            assert _code(h, codes, field) != 0, (name, field)
+        assert "maximize" in rule.constant_flags, name
+
+
+def test_a_neutral_value_must_be_zero_or_one():
+    rule = optim.RMSprop([np.ones(2)]).rule
+    with pytest.raises(ValueError, match="neutral value decay=0.5 is not 0.0, -0.0 or 1.0"):
+        dataclasses.replace(rule, neutral={"decay": 0.5})
+
+
+def test_neutral_values_and_others_give_the_reference_s_numbers():
+    """Kernels with the decay, L2, momentum and flag terms compiled away, and kernels reading
+    them, match the array-wise reference bit for bit (it computes every term, as written)."""
+    rng = np.random.default_rng(5)
+    start = rng.standard_normal(3000).astype(np.float32)
+    grads = rng.standard_normal((5, 3000)).astype(np.float32)
+    for options in ({}, {"weight_decay": 0.1},
+                    {"weight_decay": 0.1, "decoupled_weight_decay": True},
+                    {"maximize": True, "centered": True, "momentum": 0.9},
+                    {"momentum": 0.9, "lr_in_momentum": True}):
+        results = {}
+        for executor in ("fused", "arraywise"):
+            p = start.copy()
+            opt = optim.RMSprop([p], executor=executor, **options)
+            for g in grads:
+                opt.step([g])
+            results[executor] = p
+        assert np.array_equal(results["fused"], results["arraywise"]), options
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])

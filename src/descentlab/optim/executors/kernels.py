@@ -13,8 +13,8 @@ A kernel steps a whole batch of parameters in one call. It receives
 Every element is read once and written once, in registers; nothing is allocated. The rule's
 flags that choose which state arrays exist are compile-time constants (one kernel per
 combination), so the inner loop holds no test for them and vectorises; so are the coefficient
-flags the rule names in ``constant_flags``, whose value is taken from ``h`` when the kernel is
-looked up.
+flags the rule names in ``constant_flags``, and its ``neutral`` coefficients while they hold
+their neutral value, both taken from ``h`` when the kernel is looked up (:func:`constants`).
 
 Kernels are compiled on first use and kept in Numba's on-disk cache, so a second process loads
 them instead of compiling. Numba's cache does not notice an edited rule in another file, so the
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -53,14 +54,14 @@ _FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMEN
                               + _torch_sqrt.fingerprint()
                               + inlined_calls.fingerprint()).hexdigest()
 
-# (rule, active arrays, constant flags' mask and values) -> (kernel, blocks function)
-_KERNELS: dict[tuple[str, tuple[bool, ...], int, int], tuple[Callable, Callable]] = {}
+# (rule, active arrays, constants) -> (kernel, blocks function)
+_KERNELS: dict[tuple[str, tuple[bool, ...], int], tuple[Callable, Callable]] = {}
 
 
 def kernel_for(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> Callable:
     """The kernel for ``rule`` with the state arrays flagged in ``active`` in use and the
-    values ``h`` has in the rule's ``constant_flags``: it steps every block on Numba's thread
-    pool."""
+    fields of ``h`` that :func:`constants` finds compiled as constants: it steps every block on
+    Numba's thread pool."""
     return _kernels(rule, active, h)[0]
 
 
@@ -71,58 +72,101 @@ def blocks_function_for(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> 
     return _kernels(rule, active, h)[1]
 
 
-def constant_flags(rule: Rule, h: NamedTuple) -> tuple[int, int]:
-    """``(mask, values)``: bit i of ``mask`` is set for each of ``h``'s fields the rule compiles
-    as a constant, and the same bit of ``values`` is that field's value in ``h``."""
-    mask = values = 0
-    for name in rule.constant_flags:
-        value = getattr(h, name)
-        if not isinstance(value, bool):
-            raise TypeError(f"{rule.name}'s constant flag {name}={value!r} is not a bool")
-        bit = 1 << h._fields.index(name)
-        mask |= bit
-        if value:
-            values |= bit
-    return mask, values
+# a field's code in ``constants``: read at run time, or the constant it is compiled as
+_RUN_TIME, _FALSE_OR_ZERO, _TRUE_OR_ONE, _MINUS_ZERO = range(4)
+_CODE_BITS = 2
+_NEUTRAL_CODES = {(0.0, 1.0): _FALSE_OR_ZERO, (1.0, 1.0): _TRUE_OR_ONE,
+                  (0.0, -1.0): _MINUS_ZERO}  # (value, its sign) -> code
+_CONSTANT_VALUES = {_FALSE_OR_ZERO: (False, 0.0), _TRUE_OR_ONE: (True, 1.0),
+                    _MINUS_ZERO: (None, -0.0)}  # code -> (as a bool, as a float)
+
+
+def constants(rule: Rule, h: NamedTuple) -> int:
+    """Which of ``h``'s fields the kernel compiles as constants, and as what: two bits a field
+    (bits 2i and 2i+1 for field i), 0 for a field read at run time, else the code of its
+    constant (False or 0.0, True or 1.0, -0.0).
+
+    Every one of the rule's ``constant_flags`` is a constant (one kernel per value); each of
+    its ``neutral`` fields is one only while it holds its neutral value, sign included (a
+    decay factor of 1, an L2 weight of 0, an ε term of -0.0), so that LLVM removes the
+    operation or the branch it feeds. Both are taken from ``h`` when the kernel is looked up,
+    at every step of a rule whose coefficients change (Adam's): hence the layout kept per
+    rule and coefficients type.
+    """
+    flags, neutral = _layout(rule, type(h))
+    code = 0
+    for i, shift in flags:
+        value = h[i]
+        if value is True:
+            code |= _TRUE_OR_ONE << shift
+        elif value is False:
+            code |= _FALSE_OR_ZERO << shift
+        else:
+            raise TypeError(f"{rule.name}'s constant flag {h._fields[i]}={value!r} is not a "
+                            "bool")
+    for i, shift, value, field_code in neutral:
+        if h[i] == value and (field_code != _MINUS_ZERO) == (math.copysign(1.0, h[i]) > 0):
+            code |= field_code << shift
+    return code
+
+
+# (rule, coefficients type) -> (the flags' (index, shift), the neutral fields' (index, shift,
+# value, code)); the rule is kept in the value, so its id is not reused
+_LAYOUTS: dict[tuple[int, type], tuple[Rule, tuple, tuple]] = {}
+
+
+def _layout(rule: Rule, kind: type) -> tuple[tuple, tuple]:
+    found = _LAYOUTS.get((id(rule), kind))
+    if found is None:
+        position = kind._fields.index
+        flags = tuple((position(name), _CODE_BITS * position(name))
+                      for name in rule.constant_flags)
+        neutral = tuple((position(name), _CODE_BITS * position(name), value,
+                         _NEUTRAL_CODES[value, math.copysign(1.0, value)])
+                        for name, value in rule.neutral.items())
+        found = _LAYOUTS[id(rule), kind] = (rule, flags, neutral)
+    return found[1], found[2]
 
 
 def _kernels(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> tuple[Callable, Callable]:
-    key = (rule.name, active, *constant_flags(rule, h))
+    key = (rule.name, active, constants(rule, h))
     if key not in _KERNELS:
-        _KERNELS[key] = _make_kernels(rule.update, len(rule.arrays), active, key[2], key[3],
+        _KERNELS[key] = _make_kernels(rule.update, len(rule.arrays), active, key[2],
                                       _FINGERPRINT)
     return _KERNELS[key]
 
 
 @register_jitable
-def with_constant_flags(h, mask, values):
-    """``h`` with each field whose bit is set in ``mask`` replaced by the constant bit of
-    ``values`` (both compile-time constants): LLVM then removes the branches on those fields
-    before it vectorises.
+def with_constants(h, codes):
+    """``h`` with each field that ``codes`` (a compile-time constant, see :func:`constants`)
+    names replaced by its constant: LLVM then removes the branches on those fields before it
+    vectorises, and the operations a neutral value makes exact (``x * 1``, ``x + -0.0``).
 
     A function rather than the intrinsic itself, because a kernel's closure refers to it: the
     cache key pickles it by name, where an intrinsic would pickle with a new id per process.
     """
-    return _with_constant_flags(h, mask, values)
+    return _with_constants(h, codes)
 
 
 @intrinsic
-def _with_constant_flags(typingctx, h, mask, values):
-    if not isinstance(mask, types.IntegerLiteral) or not isinstance(values, types.IntegerLiteral):
-        return None  # Numba asks again with the closure's integers as literals
+def _with_constants(typingctx, h, codes):
+    if not isinstance(codes, types.IntegerLiteral):
+        return None  # Numba asks again with the closure's integer as a literal
 
     def codegen(context, builder, signature, args):
         fixed = args[0]
         for i, kind in enumerate(h.types):
-            if mask.literal_value >> i & 1:
-                value = context.get_constant(kind, bool(values.literal_value >> i & 1))
-                fixed = builder.insert_value(fixed, value, i)
+            code = codes.literal_value >> _CODE_BITS * i & (1 << _CODE_BITS) - 1
+            if code != _RUN_TIME:
+                as_bool, as_float = _CONSTANT_VALUES[code]
+                value = as_bool if isinstance(kind, types.Boolean) else as_float
+                fixed = builder.insert_value(fixed, context.get_constant(kind, value), i)
         return fixed
 
-    return h(h, mask, values), codegen
+    return h(h, codes), codegen
 
 
-def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], mask: int, values: int,
+def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], codes: int,
                   fingerprint: str):
     # The closure's variables are constants to Numba: branches on them are removed at compile
     # time, and they are part of the on-disk cache key. The helpers are jitable functions, not
@@ -131,7 +175,7 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], mask: int,
     a0, a1, a2 = (*active, False, False, False)[:MAX_ARRAYS]
 
     def step_block(pointers, blocks, b, h, like):
-        h = with_constant_flags(h, mask, values)
+        h = with_constants(h, codes)
         zero = like[0]
         k = blocks[b, 0]
         skip = blocks[b, 1] * like.itemsize

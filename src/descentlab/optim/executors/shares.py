@@ -28,7 +28,7 @@ from numba.extending import register_jitable
 from ...native.addresses import array_at
 from ...native.variant_names import variant_named
 from ..rules import Rule
-from .kernels import COLUMNS, blocks_function_for, check_coefficients, constant_flags
+from .kernels import COLUMNS, blocks_function_for, check_coefficients, constants
 
 ARGUMENTS = 5  # pointers' address, members, blocks' address, blocks, the coefficients' address
 _INT64 = np.zeros(1, np.int64)
@@ -43,7 +43,7 @@ class Member(NamedTuple):
 
 def share_key(rule: Rule, part, h: NamedTuple) -> tuple:
     """What tells two shares apart: parts with the same key run the same compiled code."""
-    return (rule.name, part.active, part.dtype, type(h), constant_flags(rule, h))
+    return (rule.name, part.active, part.dtype, type(h), constants(rule, h))
 
 
 _MEMBERS: dict[tuple, Member] = {}

@@ -79,6 +79,14 @@ class Rule:
             Adadelta, Lion; AdaGrad without ``lr_decay``): ``h`` is then the same at every step
             while the hyperparameters stay, and a caller may keep it and count the steps
             itself. None: never (Adam's bias corrections read the step).
+        neutral: float fields of ``h`` and the value at which their operation changes nothing
+            (a decay factor of 1, an L2 weight of 0, an ε term of -0.0: ``x + -0.0`` is ``x``
+            for every x, ``x + 0.0`` is not for x = -0.0). The fused executor compiles such a
+            field as a constant while it holds that value, sign included, so LLVM drops the
+            operation, or the branch it decides: a kernel for the defaults, another for other
+            values. Only fields fixed by the hyperparameters belong here; one that moves with
+            the step (a bias correction that reaches 1) would compile a new kernel mid-run.
+            The values may be 0.0, -0.0 and 1.0.
     """
 
     name: str
@@ -92,8 +100,13 @@ class Rule:
     eager: bool = False
     constant_flags: tuple[str, ...] = ()
     steady: Callable[[Group], bool] | None = None
+    neutral: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, value in self.neutral.items():
+            if value not in (0.0, 1.0):  # -0.0 == 0.0
+                raise ValueError(f"{self.name}: neutral value {name}={value!r} is not 0.0, "
+                                 "-0.0 or 1.0")
         if self.steady is not None and set(self.scalars) != {"step"}:
             raise ValueError(f"{self.name}: a steady rule's one scalar state is its step count, "
                              f"not {sorted(self.scalars)}")
@@ -158,6 +171,11 @@ def l2_gradient(p, g, maximize: bool, weight_decay: float):
 SQRT_FLAGS = ("torch_sqrt",)
 ROOT_FLAGS = ("divide_first", *SQRT_FLAGS)
 
+# the values at which weight decay does nothing (Rule.neutral): no decoupled shrinking, no L2
+# term; and no ε inside the root (root_terms' -0.0)
+NO_DECAY = {"decay": 1.0, "weight_decay": 0.0}
+NO_EPS_ROOT = {"eps_root": -0.0}
+
 
 @elementwise
 def root(v, h):
@@ -169,8 +187,9 @@ def root(v, h):
     expression an earlier version had, left Adam's fused loop with three divisions an element
     to torch's two, and 25 % slower than torch's fused Adam on cache-resident parameters. For
     the same reason a rule using this lists :data:`ROOT_FLAGS` in its ``constant_flags``:
-    vectorised, the test would compute both forms. Adding 0 is exact, so torch's rounding is
-    kept where its placement is chosen.
+    vectorised, the test would compute both forms. Where ε is not inside the root,
+    ``eps_root`` is -0.0, and adding it changes no value, -0.0 included: torch's rounding is
+    kept where its placement is chosen, and the kernels drop the addition (``Rule.neutral``).
     """
     if h.divide_first:
         return square_root(v / h.divisor + h.eps_root, h) + h.eps
@@ -189,11 +208,12 @@ def root_terms(eps: float, placement: str, correction: float = 1.0,
     if placement == "inside":
         terms = {"divide_first": True, "divisor": correction, "eps_root": eps, "eps": 0.0}
     elif placement == "hat":
-        terms = {"divide_first": False, "divisor": 1.0, "eps_root": 0.0, "eps": eps}
+        terms = {"divide_first": False, "divisor": 1.0, "eps_root": -0.0, "eps": eps}
     elif correction_sqrt != 1.0:
-        terms = {"divide_first": False, "divisor": correction_sqrt, "eps_root": 0.0, "eps": eps}
+        terms = {"divide_first": False, "divisor": correction_sqrt, "eps_root": -0.0,
+                 "eps": eps}
     else:
-        terms = {"divide_first": True, "divisor": correction, "eps_root": 0.0, "eps": eps}
+        terms = {"divide_first": True, "divisor": correction, "eps_root": -0.0, "eps": eps}
     # correctly rounded roots; the torch face turns torch's rounding on (see _torch_sqrt)
     return {**terms, "torch_sqrt": False}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    NO_DECAY,
     SQRT_FLAGS,
     Group,
     Rule,
@@ -99,6 +100,7 @@ RULE = Rule(
     arrays=("square_avg", "acc_delta"),
     coefficients=_coefficients,
     check=_check,
-    constant_flags=SQRT_FLAGS,
+    constant_flags=(*SQRT_FLAGS, "maximize"),
     steady=lambda group: True,
+    neutral=NO_DECAY,
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    NO_DECAY,
+    NO_EPS_ROOT,
     ROOT_PLACEMENTS,
     SQRT_FLAGS,
     Group,
@@ -96,6 +98,7 @@ RULE = Rule(
     check=_check,
     fill=lambda group: {"sum": float(group["initial_accumulator_value"])},
     eager=True,
-    constant_flags=SQRT_FLAGS,
+    constant_flags=(*SQRT_FLAGS, "maximize"),
     steady=lambda group: float(group["lr_decay"]) == 0,
+    neutral={**NO_DECAY, **NO_EPS_ROOT},
 )

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._base import (
+    NO_EPS_ROOT,
     ROOT_FLAGS,
     SCALAR_DTYPES,
     Group,
@@ -174,7 +175,8 @@ RULE = Rule(
     arrays=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     coefficients=_coefficients,
     check=_check,
-    constant_flags=ROOT_FLAGS,
+    constant_flags=(*ROOT_FLAGS, "amsgrad", "maximize"),
+    neutral={"decay": 1.0, "l2": 0.0, **NO_EPS_ROOT},
     active=lambda group: (
         ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         if group["amsgrad"]

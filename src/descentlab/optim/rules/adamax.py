@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._base import (
+    NO_DECAY,
     Group,
     Rule,
     addcdiv,
@@ -97,4 +98,6 @@ RULE = Rule(
     arrays=("exp_avg", "exp_inf"),
     coefficients=_coefficients,
     check=_check,
+    constant_flags=("maximize",),
+    neutral=NO_DECAY,
 )

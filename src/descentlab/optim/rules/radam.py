@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    NO_EPS_ROOT,
     ROOT_FLAGS,
     Group,
     Rule,
@@ -141,5 +142,6 @@ RULE = Rule(
     arrays=("exp_avg", "exp_avg_sq"),
     coefficients=_coefficients,
     check=_check,
-    constant_flags=ROOT_FLAGS,
+    constant_flags=(*ROOT_FLAGS, "maximize"),
+    neutral={"decay": 1.0, "l2": 0.0, **NO_EPS_ROOT},
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    NO_DECAY,
+    NO_EPS_ROOT,
     ROOT_PLACEMENTS,
     SQRT_FLAGS,
     Group,
@@ -144,6 +146,7 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     active=_active,
-    constant_flags=SQRT_FLAGS,
+    constant_flags=(*SQRT_FLAGS, "centered", "maximize"),
     steady=lambda group: True,
+    neutral={**NO_DECAY, **NO_EPS_ROOT, "grad_scale": 1.0, "momentum": 0.0},
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import (
+    NO_DECAY,
     Group,
     Rule,
     at_least_zero,
@@ -121,4 +122,6 @@ RULE = Rule(
     check=_check,
     active=lambda group: ("momentum_buffer",) if group["momentum"] != 0 else (),
     scalars={},  # torch's SGD counts no steps
+    constant_flags=("maximize", "nesterov"),
+    neutral={**NO_DECAY, "grad_scale": 1.0, "momentum": 0.0},
 )
