@@ -118,11 +118,30 @@ def test_constants_replace_the_value_they_are_given():
 
 
 def test_a_constant_flag_must_be_a_bool():
-    rule = optim.Adam([np.ones(2)]).rule
+    """Checked where a bit pattern of the flags and neutral fields is first seen (``constants``
+    keeps its answers by pattern, and 1 packs as True does): a copy of the rule has none."""
+    rule = dataclasses.replace(optim.Adam([np.ones(2)]).rule)
     h = rule.coefficients(optim.Adam([np.ones(2)]).param_groups[0], {"step": 0})
     assert kernels.constants(rule, h) != 0
     with pytest.raises(TypeError, match="constant flag divide_first=1 is not a bool"):
         kernels.constants(rule, h._replace(divide_first=1))
+
+
+def test_constants_are_kept_by_bit_pattern_and_the_store_stays_bounded():
+    """A decay factor that an lr schedule moves at every step gives a new pattern each time:
+    the answers stay right (0.0 and -0.0 told apart) and the store does not grow past its
+    bound."""
+    rule = dataclasses.replace(optim.RMSprop([np.ones(2)]).rule)
+    h = rule.coefficients(optim.RMSprop([np.ones(2)]).param_groups[0], {"step": 0})
+    neutral = kernels.constants(rule, h)
+    assert _code(h, neutral, "eps_root") == 3
+    assert _code(h, kernels.constants(rule, h._replace(eps_root=0.0)), "eps_root") == 0
+    assert kernels.constants(rule, h._replace(eps_root=-0.0)) == neutral
+    for step in range(3 * kernels._KEPT_CODES):
+        codes = kernels.constants(rule, h._replace(decay=1.0 - 1e-6 * (step + 1)))
+        assert _code(h, codes, "decay") == 0 and _code(h, codes, "eps_root") == 3
+    assert len(kernels._layout(rule, type(h)).codes) <= kernels._KEPT_CODES
+    assert kernels.constants(rule, h) == neutral
 
 
 def _code(h, codes: int, name: str) -> int:
