@@ -3,6 +3,7 @@ variants one process loads from Numba's cache never stand in for one another."""
 
 from __future__ import annotations
 
+import marshal
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from conftest import require_torch
 
 import descentlab.optim as optim
+from descentlab.native import variant_names
 from descentlab.native.variant_names import variant_named
 from descentlab.optim.executors import kernels, launches, shares
 
@@ -33,6 +35,34 @@ def test_variants_of_one_definition_get_names_of_their_own():
     # what the closure does not show, the caller passes: it tells variants apart too
     assert variant_named(_factory(1.0), "a").__qualname__ != \
         variant_named(_factory(1.0), "b").__qualname__
+
+
+def _name_with_holders() -> tuple[str, str]:
+    """A variant's name, then the same variant's name while something else holds the parts of
+    its code that Numba's bytecode analysis keeps (the code is shared by every variant the
+    factory makes)."""
+    before = variant_named(_factory(1.0)).__qualname__
+    code = _factory.__code__.co_consts[1]
+    assert code.co_name == "made"
+    held = (code.co_names, code.co_consts, code.co_linetable, code.co_exceptiontable)
+    after = variant_named(_factory(1.0)).__qualname__
+    del held
+    return before, after
+
+
+def test_a_variant_s_name_does_not_depend_on_what_else_holds_its_code():
+    """In a process that had compiled one kernel of a rule, the next kernel of that rule got
+    another name than in a process that had loaded the first from the cache, so Numba's cache
+    missed it and compiled it again (2 s): ``code_bytes`` writes code without references."""
+    before, after = _name_with_holders()
+    assert after == before
+
+
+def test_marshal_s_default_format_would_change_the_name(monkeypatch):
+    """The case above is a real one: with marshal's own format the name changes."""
+    monkeypatch.setattr(variant_names, "_STABLE_FORMAT", marshal.version)
+    before, after = _name_with_holders()
+    assert after != before
 
 
 def test_a_function_is_named_for_its_variant_once():

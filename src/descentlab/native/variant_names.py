@@ -21,10 +21,25 @@ from __future__ import annotations
 import hashlib
 import marshal
 from collections.abc import Callable
+from types import CodeType
 
 from numba.core.serialize import dumps
 
 _MARK = "__variant_"
+
+
+# marshal's format 2, the last without references: from format 3 on, an object is written once
+# and referred to afterwards only if something else holds a reference to it too, so the bytes
+# of one code object changed with what the process had done. A process that had compiled one
+# kernel of a rule (Numba's bytecode analysis keeps the shared code's name and constant
+# tuples) gave the next kernel of that rule another name than a process that had loaded the
+# first from the cache, so Numba's cache missed and compiled it again (2 s).
+_STABLE_FORMAT = 2
+
+
+def code_bytes(code: CodeType) -> bytes:
+    """``code`` as bytes that depend on the code alone, for digests and cache keys."""
+    return marshal.dumps(code, _STABLE_FORMAT)
 
 
 def variant_named(function: Callable, *extra: object) -> Callable:
@@ -40,7 +55,7 @@ def variant_named(function: Callable, *extra: object) -> Callable:
     if _MARK in function.__qualname__:
         raise ValueError(f"{function.__qualname__} is already named for its variant")
     cells = tuple(_named(cell.cell_contents) for cell in function.__closure__ or ())
-    digest = hashlib.sha256(marshal.dumps(function.__code__))
+    digest = hashlib.sha256(code_bytes(function.__code__))
     digest.update(dumps(cells))
     digest.update(repr(extra).encode())
     function.__qualname__ = f"{function.__qualname__}{_MARK}{digest.hexdigest()[:20]}"

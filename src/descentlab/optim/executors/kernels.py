@@ -24,7 +24,6 @@ code of every element function is part of each kernel's cache key (``_FINGERPRIN
 from __future__ import annotations
 
 import hashlib
-import marshal
 import math
 import operator
 import struct
@@ -39,7 +38,7 @@ from numba.extending import intrinsic, register_jitable
 from ...native import inlined_calls
 from ...native.addresses import array_at
 from ...native.inlined_calls import call_inlined
-from ...native.variant_names import variant_named
+from ...native.variant_names import code_bytes, variant_named
 from ..rules import Rule, _torch_sqrt
 from ..rules._base import ELEMENTWISE
 
@@ -52,7 +51,7 @@ for _function in ELEMENTWISE:
 # the compiled form of every element function (bytecode, constants, names), of the square
 # root's emulation and of the inlined call: an edited rule changes it, and with it every
 # kernel's cache key
-_FINGERPRINT = hashlib.sha256(b"".join(marshal.dumps(f.__code__) for f in ELEMENTWISE)
+_FINGERPRINT = hashlib.sha256(b"".join(code_bytes(f.__code__) for f in ELEMENTWISE)
                               + _torch_sqrt.fingerprint()
                               + inlined_calls.fingerprint()).hexdigest()
 
@@ -231,7 +230,7 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], codes: int
 
     # each function below is one variant of a factory's, named for it (native.variant_names):
     # step_block by the element functions' code too, which its closure records by name only
-    variant_named(step_block, fingerprint, marshal.dumps(update.__code__))
+    variant_named(step_block, fingerprint, code_bytes(update.__code__))
     # not inlined by Numba: LLVM vectorises it in its own pass, and its callers inline it through
     # call_inlined (native.inlined_calls says why a plain call is not enough)
     register_jitable(step_block)

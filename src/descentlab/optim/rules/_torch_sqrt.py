@@ -53,7 +53,6 @@ face's float64 target (1e-12) is met with correct rounding (≤ 2.8e-15 on the t
 from __future__ import annotations
 
 import functools
-import marshal
 
 import llvmlite.binding as llvm
 import numba
@@ -64,6 +63,8 @@ from numba.core import cgutils
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import cpu_target
 from numba.extending import intrinsic, overload
+
+from ...native.variant_names import code_bytes
 
 NAME = "descentlab_mkl_sqrt_f32"
 _MASKS = {4: "i8", 8: "i8", 16: "i16"}  # the AVX-512 mask type of each vector width
@@ -395,7 +396,7 @@ def _ufunc():
 
 def fingerprint() -> bytes:
     """What compiled code takes from this module (the IR, the overload), for cache keys."""
-    return _module_text().encode() + marshal.dumps(_square_root_in_numba.__code__)
+    return _module_text().encode() + code_bytes(_square_root_in_numba.__code__)
 
 
 def mkl_sqrt(x: np.ndarray) -> np.ndarray:
