@@ -125,6 +125,8 @@ def test_a_constant_flag_must_be_a_bool():
     assert kernels.constants(rule, h) != 0
     with pytest.raises(TypeError, match="constant flag divide_first=1 is not a bool"):
         kernels.constants(rule, h._replace(divide_first=1))
+    with pytest.raises(TypeError, match="constant flag amsgrad='no' is not a bool"):
+        kernels.constants(rule, h._replace(amsgrad="no"))
 
 
 def test_constants_are_kept_by_bit_pattern_and_the_store_stays_bounded():

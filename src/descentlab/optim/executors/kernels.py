@@ -97,7 +97,10 @@ def constants(rule: Rule, h: NamedTuple) -> int:
     refused where its pattern is first seen (1 packs as True does, and means the same).
     """
     layout = _layout(rule, type(h))
-    key = layout.pack(*layout.fields(h))  # bit patterns: -0.0 and 0.0 differ, as they must
+    try:
+        key = layout.pack(*layout.fields(h))  # bit patterns: -0.0 and 0.0 differ, as they must
+    except struct.error:  # a field that is not a number: the slow path names it
+        return _constants(rule, h, layout)
     code = layout.codes.get(key)
     if code is None:
         if len(layout.codes) >= _KEPT_CODES:  # a decay factor that an lr schedule moves
