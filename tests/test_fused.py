@@ -161,7 +161,9 @@ def test_neutral_fields_are_constants_only_at_their_exact_value():
     codes = kernels.constants(rule, h)
     assert {name: _code(h, codes, name) for name in rule.neutral} == {
         "decay": 2, "weight_decay": 1, "eps_root": 3, "grad_scale": 2, "momentum": 1}
-    assert _code(h, codes, "centered") == 1 and _code(h, codes, "maximize") == 1
+    assert _code(h, codes, "centered") == 1
+    # not a constant: compiled in, it gained nothing measurable and doubled the kernels
+    assert _code(h, codes, "maximize") == 0
     assert _code(h, codes, "alpha") == 0  # not declared: always read at run time
     moved = kernels.constants(rule, h._replace(decay=0.999, eps_root=0.0, momentum=0.9))
     assert [_code(h, moved, name) for name in ("decay", "eps_root", "momentum")] == [0, 0, 0]
@@ -180,7 +182,6 @@ def test_every_rule_compiles_its_defaults_as_constants():
         codes = kernels.constants(rule, h)
         for field in rule.neutral:
             assert _code(h, codes, field) != 0, (name, field)
-        assert "maximize" in rule.constant_flags, name
 
 
 def test_a_neutral_value_must_be_zero_or_one():

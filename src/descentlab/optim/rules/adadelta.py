@@ -100,7 +100,7 @@ RULE = Rule(
     arrays=("square_avg", "acc_delta"),
     coefficients=_coefficients,
     check=_check,
-    constant_flags=(*SQRT_FLAGS, "maximize"),
+    constant_flags=SQRT_FLAGS,
     steady=lambda group: True,
     neutral=NO_DECAY,
 )

@@ -98,7 +98,7 @@ RULE = Rule(
     check=_check,
     fill=lambda group: {"sum": float(group["initial_accumulator_value"])},
     eager=True,
-    constant_flags=(*SQRT_FLAGS, "maximize"),
+    constant_flags=SQRT_FLAGS,
     steady=lambda group: float(group["lr_decay"]) == 0,
     neutral={**NO_DECAY, **NO_EPS_ROOT},
 )

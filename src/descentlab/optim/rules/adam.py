@@ -175,7 +175,7 @@ RULE = Rule(
     arrays=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
     coefficients=_coefficients,
     check=_check,
-    constant_flags=(*ROOT_FLAGS, "amsgrad", "maximize"),
+    constant_flags=(*ROOT_FLAGS, "amsgrad"),
     neutral={"decay": 1.0, "l2": 0.0, **NO_EPS_ROOT},
     active=lambda group: (
         ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")

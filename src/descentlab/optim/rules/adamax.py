@@ -98,6 +98,5 @@ RULE = Rule(
     arrays=("exp_avg", "exp_inf"),
     coefficients=_coefficients,
     check=_check,
-    constant_flags=("maximize",),
     neutral=NO_DECAY,
 )

@@ -80,6 +80,5 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     steady=lambda group: True,
-    constant_flags=("maximize",),
     neutral={"decay": 1.0},
 )

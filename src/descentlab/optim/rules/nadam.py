@@ -146,7 +146,7 @@ RULE = Rule(
     arrays=("exp_avg", "exp_avg_sq"),
     coefficients=_coefficients,
     check=_check,
-    constant_flags=(*ROOT_FLAGS, "maximize"),
+    constant_flags=ROOT_FLAGS,
     neutral={"decay": 1.0, "l2": 0.0, **NO_EPS_ROOT},
     scalars={"step": 0, "mu_product": 1.0},
 )

@@ -146,7 +146,7 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     active=_active,
-    constant_flags=(*SQRT_FLAGS, "centered", "maximize"),
+    constant_flags=(*SQRT_FLAGS, "centered"),
     steady=lambda group: True,
     neutral={**NO_DECAY, **NO_EPS_ROOT, "grad_scale": 1.0, "momentum": 0.0},
 )

@@ -122,6 +122,6 @@ RULE = Rule(
     check=_check,
     active=lambda group: ("momentum_buffer",) if group["momentum"] != 0 else (),
     scalars={},  # torch's SGD counts no steps
-    constant_flags=("maximize", "nesterov"),
+    constant_flags=("nesterov",),
     neutral={**NO_DECAY, "grad_scale": 1.0, "momentum": 0.0},
 )
