@@ -121,10 +121,10 @@ def _constants(rule: Rule, h: NamedTuple, layout: _Layout) -> int:
             raise TypeError(f"{rule.name}'s constant flag {h._fields[i]}={value!r} is not a "
                             "bool")
         code |= (_TRUE_OR_ONE if value else _FALSE_OR_ZERO) << _CODE_BITS * i
-    for i, neutral in layout.neutral:
+    for i, neutral, sign, field_code in layout.neutral:
         value = h[i]
-        if value == neutral and math.copysign(1.0, value) == math.copysign(1.0, neutral):
-            code |= _NEUTRAL_CODES[neutral, math.copysign(1.0, neutral)] << _CODE_BITS * i
+        if value == neutral and math.copysign(1.0, value) == sign:
+            code |= field_code << _CODE_BITS * i
     return code
 
 
@@ -136,8 +136,11 @@ class _Layout:
         self.rule = rule  # kept, so that the id in ``_LAYOUTS``' key is not reused
         position = kind._fields.index
         self.flags = tuple(position(name) for name in rule.constant_flags)
-        self.neutral = tuple((position(name), value) for name, value in rule.neutral.items())
-        indices = (*self.flags, *(i for i, _ in self.neutral))
+        # (index, neutral value, its sign, its code)
+        self.neutral = tuple((position(name), value, math.copysign(1.0, value),
+                              _NEUTRAL_CODES[value, math.copysign(1.0, value)])
+                             for name, value in rule.neutral.items())
+        indices = (*self.flags, *(entry[0] for entry in self.neutral))
         # one C call that returns the fields as a tuple (itemgetter of one index returns the
         # field alone)
         getter = operator.itemgetter(*indices) if indices else (lambda h: ())

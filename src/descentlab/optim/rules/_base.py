@@ -172,8 +172,10 @@ SQRT_FLAGS = ("torch_sqrt",)
 ROOT_FLAGS = ("divide_first", *SQRT_FLAGS)
 
 # the values at which weight decay does nothing (Rule.neutral): no decoupled shrinking, no L2
-# term; and no ε inside the root (root_terms' -0.0)
+# term (named ``weight_decay``, or ``l2`` in the Adam family's coefficients); and no ε inside the
+# root (root_terms' -0.0)
 NO_DECAY = {"decay": 1.0, "weight_decay": 0.0}
+NO_L2_DECAY = {"decay": 1.0, "l2": 0.0}
 NO_EPS_ROOT = {"eps_root": -0.0}
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._base import (
     NO_EPS_ROOT,
+    NO_L2_DECAY,
     ROOT_FLAGS,
     SCALAR_DTYPES,
     Group,
@@ -176,7 +177,7 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     constant_flags=(*ROOT_FLAGS, "amsgrad"),
-    neutral={"decay": 1.0, "l2": 0.0, **NO_EPS_ROOT},
+    neutral={**NO_L2_DECAY, **NO_EPS_ROOT},
     active=lambda group: (
         ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         if group["amsgrad"]

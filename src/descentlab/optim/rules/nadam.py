@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from ._base import (
     NO_EPS_ROOT,
+    NO_L2_DECAY,
     ROOT_FLAGS,
     Group,
     Rule,
@@ -147,6 +148,6 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     constant_flags=ROOT_FLAGS,
-    neutral={"decay": 1.0, "l2": 0.0, **NO_EPS_ROOT},
+    neutral={**NO_L2_DECAY, **NO_EPS_ROOT},
     scalars={"step": 0, "mu_product": 1.0},
 )

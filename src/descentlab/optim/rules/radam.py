@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from ._base import (
     NO_EPS_ROOT,
+    NO_L2_DECAY,
     ROOT_FLAGS,
     Group,
     Rule,
@@ -143,5 +144,5 @@ RULE = Rule(
     coefficients=_coefficients,
     check=_check,
     constant_flags=ROOT_FLAGS,
-    neutral={"decay": 1.0, "l2": 0.0, **NO_EPS_ROOT},
+    neutral={**NO_L2_DECAY, **NO_EPS_ROOT},
 )
