@@ -4,12 +4,14 @@ block stepped or scanned once, and the pool used whenever the helper is not free
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from team_waits import awake_helper, numba_threads  # noqa: F401 (fixtures, used by name)
 
 import descentlab.optim as optim
 from descentlab.native import team as tm
+from descentlab.native.addresses import array_at
 from descentlab.optim.executors import finite, launches
 from descentlab.optim.executors.finite import nonfinite_positions
 from descentlab.optim.executors.fused import BLOCK, Fused
@@ -32,6 +34,28 @@ def _problem(dtype, steps=3):
 def _state_bytes(opt):
     return {k: {n: v.tobytes() for n, v in s.items() if isinstance(v, np.ndarray)}
             for k, s in opt.state.items()}
+
+
+_COUNTS = np.zeros(1, np.int64)
+
+
+@numba.cfunc(tm.JOB, nopython=True)
+def _count_units(address, first, last):
+    """A job that adds 1 to each of its units' counters, the int64 array at ``address``."""
+    counts = array_at(address, last, _COUNTS)
+    for unit in range(first, last):
+        counts[unit] += 1
+
+
+@pytest.mark.usefixtures("numba_threads")
+@pytest.mark.parametrize("units", [1, 2, 3, 7, 1000])
+def test_numbas_pool_runs_each_unit_of_a_job_once(units):
+    """Numba's pool runs a rule's job (the helper's) by its address, in one share a thread:
+    whatever the thread count, every unit is run, and none twice."""
+    for threads in range(1, numba.get_num_threads() + 1):
+        counts = np.zeros(units, np.int64)
+        launches._on_pool(_count_units.address, counts.ctypes.data, units, threads)
+        assert counts.tolist() == [1] * units, (threads, counts)
 
 
 @pytest.mark.usefixtures("numba_threads", "awake_helper")

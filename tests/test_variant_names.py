@@ -86,16 +86,14 @@ def _share(name: str):
 
 def test_the_fused_executors_factories_name_each_variant():
     """Every function the kernels' and shares' factories make carries its variant's name: the
-    Numba-pool kernel, the serial loop, the share and the helper thread's job."""
+    serial loop, the share and the job that the helper thread and Numba's pool run."""
     names = []
     for name in ("SGD", "Adagrad", "RMSprop"):
         rule, part, h = _share(name)
-        kernel = kernels.kernel_for(rule, part.active, h)
         loop = kernels.blocks_function_for(rule, part.active, h)
         share, _ = shares._share_for(rule, part, h)
-        job = launches._helper_job(share)
-        names += [kernel.py_func.__qualname__, loop.__qualname__, share.__qualname__,
-                  job._pyfunc.__qualname__]
+        job = launches._job(share)
+        names += [loop.__qualname__, share.__qualname__, job._pyfunc.__qualname__]
     assert all("__variant_" in n for n in names), names
     assert len(set(names)) == len(names), names
 

@@ -92,18 +92,18 @@ def arrays(sizes: list[int], dtype: np.dtype, seed: int) -> tuple[list, list]:
 def first_call(config: Config, dtype: np.dtype) -> tuple[float, str]:
     """Seconds of the first step in this process (compiling, or loading Numba's cache), on a
     tiny array so that the step itself costs nothing; and which of the two it was."""
-    from ..optim.executors import kernels
+    from ..optim.executors import shares
 
-    before = dict(kernels._KERNELS)
+    before = dict(shares._MEMBERS)
     p = np.zeros(8, dtype)
     opt = OPTIMIZERS[config.algorithm]([p], **config.kwargs)
     start = time.perf_counter()
     opt.step([np.ones_like(p)])
     seconds = time.perf_counter() - start
-    new = [pool_kernel for key, (pool_kernel, _) in kernels._KERNELS.items() if key not in before]
+    new = [member for key, member in shares._MEMBERS.items() if key not in before]
     if not new:
         return seconds, "in memory"
-    hits = sum(sum(k.stats.cache_hits.values()) for k in new)
+    hits = sum(member.function.cache_hits for member in new)
     return seconds, "cache" if hits else "compiled"
 
 

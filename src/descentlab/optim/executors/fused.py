@@ -61,12 +61,15 @@ class Part:
 
     def __getstate__(self) -> dict:
         """A copied or pickled optimizer copies its plans: without the memoryview, which
-        cannot be pickled (it is made again from the copied pointer table)."""
-        return {k: v for k, v in self.__dict__.items() if k != "_column"}
+        cannot be pickled (it is made again from the copied pointer table), and without the
+        launches' scratch, which holds compiled functions and the addresses of this part's
+        own tables (a copy that used them would step the original's arrays)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_column", "scratch")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._column = memoryview(self.pointers[:, 1])
+        self.scratch = {}
 
     def point_at_gradients(self, addresses: np.ndarray | list[int]) -> None:
         """Fill the gradient column from ``addresses``, the data addresses of the whole

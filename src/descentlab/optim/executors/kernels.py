@@ -1,6 +1,8 @@
-"""The compiled loops of the fused executor: each rule's update, inlined into one parallel pass.
+"""The compiled loops of the fused executor: each rule's update, inlined into one serial pass
+over a share of a batch's blocks.
 
-A kernel steps a whole batch of parameters in one call. It receives
+A blocks function (:func:`blocks_function_for`) steps blocks ``first`` to ``last - 1`` of a
+batch on the calling thread. It receives
 
 - ``pointers``: int64 ``(members, 5)``, the data addresses of each member's parameter,
   gradient and up to three state arrays (columns a rule does not use repeat the parameter's
@@ -11,14 +13,16 @@ A kernel steps a whole batch of parameters in one call. It receives
 - ``like``: a one-element zero array of that dtype (it fixes the element type).
 
 Every element is read once and written once, in registers; nothing is allocated. The rule's
-flags that choose which state arrays exist are compile-time constants (one kernel per
+flags that choose which state arrays exist are compile-time constants (one loop per
 combination), so the inner loop holds no test for them and vectorises; so are the coefficient
 flags the rule names in ``constant_flags``, and its ``neutral`` coefficients while they hold
-their neutral value, both taken from ``h`` when the kernel is looked up (:func:`constants`).
+their neutral value, both taken from ``h`` when the loop is looked up (:func:`constants`).
 
-Kernels are compiled on first use and kept in Numba's on-disk cache, so a second process loads
-them instead of compiling. Numba's cache does not notice an edited rule in another file, so the
-code of every element function is part of each kernel's cache key (``_FINGERPRINT``).
+Every pool runs this one loop: ``shares`` wraps it in a function other threads call by its
+address (Numba's pool, the helper thread, torch's OpenMP team). Its machine code comes from
+compiling that wrapper, on first use; Numba's on-disk cache keeps it, so a second process loads
+it instead of compiling. Numba's cache does not notice an edited rule in another file, so the
+code of every element function is part of each loop's cache key (``_FINGERPRINT``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import types
 from numba.extending import intrinsic, register_jitable
@@ -55,22 +58,21 @@ _FINGERPRINT = hashlib.sha256(b"".join(code_bytes(f.__code__) for f in ELEMENTWI
                               + _torch_sqrt.fingerprint()
                               + inlined_calls.fingerprint()).hexdigest()
 
-# (rule, active arrays, constants) -> (kernel, blocks function)
-_KERNELS: dict[tuple[str, tuple[bool, ...], int], tuple[Callable, Callable]] = {}
-
-
-def kernel_for(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> Callable:
-    """The kernel for ``rule`` with the state arrays flagged in ``active`` in use and the
-    fields of ``h`` that :func:`constants` finds compiled as constants: it steps every block on
-    Numba's thread pool."""
-    return _kernels(rule, active, h)[0]
+# (rule, active arrays, constants) -> blocks function
+_LOOPS: dict[tuple[str, tuple[bool, ...], int], Callable] = {}
 
 
 def blocks_function_for(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> Callable:
-    """The same rule's serial loop ``(pointers, blocks, first, last, h, like)``, stepping blocks
-    ``first`` to ``last - 1`` on the calling thread: a jitable function, for compiled code that
-    runs on the threads of another pool."""
-    return _kernels(rule, active, h)[1]
+    """``rule``'s serial loop ``(pointers, blocks, first, last, h, like)`` with the state arrays
+    flagged in ``active`` in use and the fields of ``h`` that :func:`constants` finds compiled
+    as constants: it steps blocks ``first`` to ``last - 1`` on the calling thread. A jitable
+    function, compiled into the callers that run it on the threads of a pool."""
+    key = (rule.name, active, constants(rule, h))
+    found = _LOOPS.get(key)
+    if found is None:
+        found = _LOOPS[key] = _make_loop(rule.update, len(rule.arrays), active, key[2],
+                                         _FINGERPRINT)
+    return found
 
 
 # a field's code in ``constants``: read at run time, or the constant it is compiled as
@@ -160,21 +162,13 @@ def _layout(rule: Rule, kind: type) -> _Layout:
     return found
 
 
-def _kernels(rule: Rule, active: tuple[bool, ...], h: NamedTuple) -> tuple[Callable, Callable]:
-    key = (rule.name, active, constants(rule, h))
-    if key not in _KERNELS:
-        _KERNELS[key] = _make_kernels(rule.update, len(rule.arrays), active, key[2],
-                                      _FINGERPRINT)
-    return _KERNELS[key]
-
-
 @register_jitable
 def with_constants(h, codes):
     """``h`` with each field that ``codes`` (a compile-time constant, see :func:`constants`)
     names replaced by its constant: LLVM then removes the branches on those fields before it
     vectorises, and the operations a neutral value makes exact (``x * 1``, ``x + -0.0``).
 
-    A function rather than the intrinsic itself, because a kernel's closure refers to it: the
+    A function rather than the intrinsic itself, because a loop's closure refers to it: the
     cache key pickles it by name, where an intrinsic would pickle with a new id per process.
     """
     return _with_constants(h, codes)
@@ -198,8 +192,8 @@ def _with_constants(typingctx, h, codes):
     return h(h, codes), codegen
 
 
-def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], codes: int,
-                  fingerprint: str):
+def _make_loop(update: Callable, n: int, active: tuple[bool, ...], codes: int,
+               fingerprint: str) -> Callable:
     # The closure's variables are constants to Numba: branches on them are removed at compile
     # time, and they are part of the on-disk cache key. The helpers are jitable functions, not
     # dispatchers: a dispatcher among a cached function's closure variables would change the
@@ -237,7 +231,7 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], codes: int
     # each function below is one variant of a factory's, named for it (native.variant_names):
     # step_block by the element functions' code too, which its closure records by name only
     variant_named(step_block, fingerprint, code_bytes(update.__code__))
-    # not inlined by Numba: LLVM vectorises it in its own pass, and its callers inline it through
+    # not inlined by Numba: LLVM vectorises it in its own pass, and its caller inlines it through
     # call_inlined (native.inlined_calls says why a plain call is not enough)
     register_jitable(step_block)
 
@@ -246,14 +240,7 @@ def _make_kernels(update: Callable, n: int, active: tuple[bool, ...], codes: int
         for b in range(first, last):
             call_inlined(step_block, (pointers, blocks, b, h, like))
 
-    register_jitable(variant_named(step_blocks))
-
-    def kernel(pointers, blocks, h, like):
-        fingerprint  # noqa: B018
-        for b in numba.prange(blocks.shape[0]):
-            call_inlined(step_block, (pointers, blocks, b, h, like))
-
-    return numba.njit(parallel=True, cache=True, nogil=True)(variant_named(kernel)), step_blocks
+    return register_jitable(variant_named(step_blocks))
 
 
 def coefficients_as(h, dtype: np.dtype):

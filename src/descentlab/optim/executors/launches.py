@@ -1,9 +1,16 @@
 """How the fused executor runs a part's kernel over its blocks: a *launch*.
 
-- :func:`numba_launch`: the kernel on Numba's thread pool.
+- :func:`numba_launch`: the blocks on Numba's thread pool.
 - :func:`helper_launch` (the NumPy face's default): the calling thread and descentlab's helper
   thread (``native.team``) half each, when the helper is awake and free; else
   :func:`numba_launch`.
+
+Both run the same compiled function, the part's *job* (``shares``: the rule's serial blocks
+loop, with the :data:`team.JOB` signature): the helper calls it by its address from its board,
+and each thread of Numba's pool calls it by its address for one share of the blocks
+(:func:`_on_pool`, one compiled function for every rule). So each variant of a rule is compiled
+once, not once for each pool (the Numba pool used to run a ``parallel=True`` kernel of its own,
+which compiled the same element loop a second time, 1.5-2.5 s a variant).
 
 Why the helper: Numba's TBB workers sleep between launches and take about 20 µs to start,
 where the helper takes a job in about 0.2 µs. In a training loop of the lab's networks the
@@ -26,11 +33,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+import numba
 import numpy as np
 
-from ...native.team import HELPER, JOB, in_halves, may_split
+from ...native.team import HELPER, JOB, call_job, in_halves, may_split
 from ..rules import Rule
-from .kernels import coefficients_as, kernel_for
+from .kernels import check_coefficients
 from .shares import StepArguments, compiled_wrapper
 
 if TYPE_CHECKING:
@@ -49,10 +57,10 @@ _LAUNCH = threading.Lock()
 
 def numba_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
     """Step ``blocks`` of ``part`` on Numba's thread pool."""
-    kernel = kernel_for(rule, part.active, h)
-    h = coefficients_as(h, part.dtype)
+    check_coefficients(h)  # before anything changes: the record would cast an int silently
+    kept = StepArguments.kept(_SCRATCH, rule, part, blocks, h, _job)
     with _LAUNCH:
-        kernel(part.pointers, blocks, h, part.like)
+        _on_pool(kept.function, kept.address, len(blocks), numba.get_num_threads())
 
 
 def helper_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
@@ -60,14 +68,28 @@ def helper_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> 
     awake and free and this thread may use more than one (``team.may_split``); else on
     Numba's pool."""
     if len(blocks) > 1 and may_split():
-        kept = StepArguments.kept("helper", rule, part, blocks, h, _helper_job)
+        kept = StepArguments.kept(_SCRATCH, rule, part, blocks, h, _job)
         if in_halves(HELPER.board, kept.function, kept.address, len(blocks)):
             return
     numba_launch(rule, part, blocks, h)
 
 
-def _helper_job(share: Callable):
-    """The helper's form of a share: a :data:`team.JOB`."""
+_SCRATCH = "job"  # where a part keeps its job's arguments (both launches share them)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _on_pool(function, arguments, units, threads):
+    """The :data:`team.JOB` at address ``function`` over ``units`` units of work, one equal
+    share for each of ``threads`` threads of Numba's pool (its scheduler would split a loop over
+    the units into the same shares). The thread count comes from Python: read here, it would
+    keep the function out of Numba's cache (a ctypes pointer among its globals)."""
+    shares = min(threads, units)
+    for share in numba.prange(shares):
+        call_job(function, arguments, units * share // shares, units * (share + 1) // shares)
+
+
+def _job(share: Callable):
+    """A share as a :data:`team.JOB`: what the helper and Numba's pool call."""
 
     def job(address, first, last):
         share(address, first, last)

@@ -1,11 +1,12 @@
 """A part's step as a function other threads call by its address: ``share(arguments, first,
 last)`` steps blocks ``first`` to ``last - 1`` of the part, with the rule's serial blocks loop
-(``kernels.blocks_function_for``, the same per-element code as the Numba-pool kernel).
+(``kernels.blocks_function_for``).
 
-Two pools call it: torch's OpenMP team (descentlab.torch, ``torch.torch_threads``) and
-descentlab's helper thread (``native.team``, for the NumPy face: ``launches``). Each wraps it
-in a ``numba.cfunc`` of its own signature (:func:`compiled_wrapper`, kept by
-:func:`member_for`).
+Three pools call it: torch's OpenMP team (descentlab.torch, ``torch.torch_threads``), and for
+the NumPy face descentlab's helper thread (``native.team``) and Numba's pool (``launches``:
+these two call one wrapper). Each wrapper is a ``numba.cfunc`` of its pool's signature
+(:func:`compiled_wrapper`, kept by :func:`member_for`), and the only compiled form of the
+element loop its pool runs.
 
 ``arguments`` is the address of :data:`ARGUMENTS` int64 (:class:`StepArguments`): the part's
 pointer table and its row count, the blocks and their count, and the address of one record
