@@ -126,6 +126,25 @@ def test_bench_without_torch_and_lion(tmp_path):
     assert json.loads(out.read_text())["settings"]["nonfinite"] == "raise"
 
 
+def test_bench_cold_compiles_what_the_cache_holds(tmp_path):
+    """``--cold`` points Numba at an empty cache even after Numba was imported: the second run
+    compiles the job that the first one stored in the cache it was given."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    kinds = []
+    for extra in ([], ["--cold"]):
+        out = tmp_path / f"bench{len(kinds)}.json"
+        subprocess.run([sys.executable, "-m", "descentlab", "bench", "Lion", "--size", "100",
+                        "--repeats", "1", "--warmup", "0", "--many", "2x10", "--no-torch",
+                        "--json", str(out), *extra], env=env, check=True, capture_output=True)
+        kinds.append(json.loads(out.read_text())["rows"][0]["first_call"])
+    assert kinds[0] in ("compiled", "cache")
+    assert kinds[1] == "compiled", kinds
+
+
 def test_bench_passes_the_nonfinite_mode_to_the_optimizers(monkeypatch):
     import importlib
 

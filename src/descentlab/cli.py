@@ -46,15 +46,20 @@ def _optimizers(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     if args.cold:
-        # Numba reads its cache folder when it is imported: point it at an empty one first,
-        # so that "first call" is a real compilation
+        # point Numba's cache at an empty folder, so that "first call" is a real compilation
         import atexit
         import shutil
         import tempfile
 
+        from numba.core import config
+
         cache = tempfile.mkdtemp(prefix="descentlab-numba-")
         atexit.register(shutil.rmtree, cache, ignore_errors=True)
         os.environ["NUMBA_CACHE_DIR"] = cache
+        # Numba is imported by now (descentlab's modules import it), and it reads the variable
+        # again only when it next compiles: a cfunc made before that (a rule's job) would look
+        # for its cache in the old place
+        config.reload_config()
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
