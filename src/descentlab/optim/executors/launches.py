@@ -54,6 +54,8 @@ Launch = Callable[[Rule, "Part", np.ndarray, NamedTuple], None]
 # while its kernels run.
 _LAUNCH = threading.Lock()
 
+_SCRATCH = "job"  # where a part keeps its job's arguments (both launches share them)
+
 
 def numba_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> None:
     """Step ``blocks`` of ``part`` on Numba's thread pool."""
@@ -72,9 +74,6 @@ def helper_launch(rule: Rule, part: Part, blocks: np.ndarray, h: NamedTuple) -> 
         if in_halves(HELPER.board, kept.function, kept.address, len(blocks)):
             return
     numba_launch(rule, part, blocks, h)
-
-
-_SCRATCH = "job"  # where a part keeps its job's arguments (both launches share them)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
