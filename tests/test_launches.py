@@ -79,6 +79,32 @@ def test_a_step_with_the_helper_equals_one_on_numbas_pool(name, dtype):
     assert _state_bytes(shared) == _state_bytes(pool)
 
 
+@pytest.mark.usefixtures("numba_threads", "awake_helper")
+@pytest.mark.parametrize("copy_of", ["deepcopy", "pickle"])
+def test_an_optimizer_copied_after_a_step_with_the_helper_steps_its_own_arrays(copy_of):
+    """The arguments a step with the helper keeps with its plan (compiled functions, addresses
+    of the original's tables) are not copied: the copy makes its own (a deep copy used to
+    raise TypeError), and never writes into the original's arrays."""
+    import copy
+    import pickle
+
+    params, grads = _problem(np.float32)
+    opt = optim.Adam(params, lr=0.01)
+    jobs = launches.HELPER.board[tm.JOBS]
+    opt.step(grads[0])
+    assert launches.HELPER.board[tm.JOBS] > jobs  # the step was shared with the helper
+    twin = copy.deepcopy(opt) if copy_of == "deepcopy" else pickle.loads(pickle.dumps(opt))
+    before = [p.copy() for p in params]
+    for g in grads[1:]:
+        twin.step(g)
+    for p, b in zip(params, before, strict=True):
+        assert p.tobytes() == b.tobytes()
+    for g in grads[1:]:
+        opt.step(g)
+    for mine, theirs in zip(params, twin.param_groups[0]["params"], strict=True):
+        assert mine.tobytes() == theirs.tobytes()
+
+
 @pytest.mark.usefixtures("numba_threads")
 def test_a_helper_that_is_not_free_leaves_the_step_to_numbas_pool():
     """A sleeping helper is not woken by a step (it would spin beside Numba's workers): the
