@@ -47,7 +47,6 @@ class Part:
     members: np.ndarray  # positions in the batch
     pointers: np.ndarray  # (members, COLUMNS): column 1 (the gradient) is filled at each call
     blocks: np.ndarray  # (blocks, 3): member row in ``pointers``, first element, count
-    like: np.ndarray  # np.zeros(1, dtype)
     active: tuple[bool, ...]  # which of the rule's state arrays are in use
     everyone: bool  # members are the whole batch, in order
     # what a launch prepared for this part and keeps from call to call (its arguments)
@@ -215,7 +214,6 @@ def _make_plan(params, columns) -> _Plan:
             members=np.array(members, np.intp),
             pointers=pointers,
             blocks=cut(sizes),
-            like=np.zeros(1, dtype),
             everyone=len(members) == len(params),
             active=tuple(c is not None for c in columns),
         ))
